@@ -1,0 +1,1 @@
+"""The sample microservices: one definition (spec.py), rendered to Swarm or Kubernetes."""

@@ -1,0 +1,71 @@
+"""The sample app image: built on the Pulumi host, then made available to every node.
+
+The tag is a hash of the image sources and the base image, so a code change is a new tag and a
+rolling update, and an unchanged tree is no change at all. With a registry (container nodes) the
+image is pushed once and nodes pull it; without one (SSH hosts, VMs) it is streamed to each node
+with `docker save | <node> docker load`, through the node's Connection.
+"""
+from __future__ import annotations
+
+import hashlib
+import shlex
+from pathlib import Path
+from typing import Optional, Sequence, TypedDict
+
+import pulumi
+from pulumi_command import local
+
+from components.nodes.node import Node
+from components.nodes.registry import Registry
+
+APP_SOURCES = Path(__file__).resolve().parents[2] / "images" / "app"
+REPOSITORY = "phoenix/sample-app"
+
+
+def source_hash(root: Path, *extra: str) -> str:
+    """A stable hash of the files under `root` (caches excluded) and `extra` strings."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for value in extra:
+        digest.update(value.encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+class AppImageArgs(TypedDict):
+    base_image: str
+    """FROM of the app image (python:3.12-slim online, local/python-base:bookworm air-gapped)."""
+    registry: Optional[Registry]
+    """The stack's registry, or None to load the image onto each node directly."""
+    nodes: Sequence[Node]
+    """Nodes that must hold the image when there is no registry."""
+
+
+class AppImage(pulumi.ComponentResource):
+    """The sample app image, available to every node; `ref` is its name as the nodes see it."""
+
+    ref: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:apps:AppImage", name, None, opts)
+        tag = source_hash(APP_SOURCES, args["base_image"])
+        registry = args["registry"]
+        local_ref = f"{registry.push}/{REPOSITORY}:{tag}" if registry else f"{REPOSITORY}:{tag}"
+        build = shlex.join(["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={args['base_image']}",
+                            "-t", local_ref, str(APP_SOURCES)])
+        if registry:
+            built = local.Command(
+                f"{name}-build", create=f"{build} && docker push -q {shlex.quote(local_ref)}",
+                triggers=[tag], opts=pulumi.ResourceOptions(parent=self, depends_on=list(registry.ready)))
+            self.ref = built.stdout.apply(lambda _: f"{registry.pull}/{REPOSITORY}:{tag}")
+        else:
+            built = local.Command(f"{name}-build", create=build, triggers=[tag],
+                                  opts=pulumi.ResourceOptions(parent=self))
+            loads = [local.Command(
+                f"{name}-load-{node.name}",
+                create=f"docker save {shlex.quote(local_ref)} | {shlex.join(node.connection.argv(['docker', 'load', '-q']))}",
+                triggers=[tag, *([node.replace_key] if node.replace_key is not None else [])],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[built, *node.ready]))
+                for node in args["nodes"]]
+            self.ref = pulumi.Output.all(*[l.stdout for l in loads]).apply(lambda _: local_ref)
+        self.register_outputs({"ref": self.ref})

@@ -1,0 +1,91 @@
+"""The sample microservices, defined once; swarm_app.py and k8s_app.py render this definition.
+
+`web` is the entry: it answers users and calls `api` over the cluster network by service name.
+Replicas, ports, probes, resources and the update policy live here and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from components.config import AppConfig
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    port: int
+    period_s: int = 2
+    timeout_s: int = 2
+    failures: int = 3
+    """Consecutive failures before the container is unhealthy (liveness) or unready (readiness)."""
+    initial_delay_s: int = 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_millis: int
+    memory_mb: int
+    request_cpu_millis: int
+    request_memory_mb: int
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """Rolling update: one at a time, new before old, roll back when the new one is unhealthy."""
+
+    parallelism: int = 1
+    max_unavailable: int = 0
+    max_surge: int = 1
+    delay_s: int = 2
+    monitor_s: int = 10
+    """How long a new task must stay healthy before the update moves on."""
+    max_failure_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    """Python module of the sample app image that runs this service."""
+    port: int
+    replicas: int
+    env: Mapping[str, str]
+    liveness: Probe
+    readiness: Probe
+    resources: Resources
+    entry: bool = False
+    """The service users reach (published on the entry port / through the Ingress)."""
+    update: UpdatePolicy = field(default_factory=UpdatePolicy)
+    stop_grace_s: int = 10
+
+    @property
+    def command(self) -> list[str]:
+        return ["python3", "-m", self.module]
+
+    @property
+    def probe_command(self) -> list[str]:
+        """The liveness check as a command (Docker health checks run commands, not HTTP GETs)."""
+        return ["python3", "-m", "sampleapp.probe", str(self.port), self.liveness.path]
+
+
+def service_spec(name: str, port: int, replicas: int, env: Mapping[str, str], entry: bool = False) -> ServiceSpec:
+    return ServiceSpec(
+        name=name, module=f"sampleapp.{name}", port=port, replicas=replicas,
+        env={"PORT": str(port), **env}, entry=entry,
+        liveness=Probe("/healthz", port, period_s=2, failures=3, initial_delay_s=2),
+        readiness=Probe("/readyz", port, period_s=1, failures=1),
+        resources=Resources(cpu_millis=250, memory_mb=96, request_cpu_millis=50, request_memory_mb=32))
+
+
+def sample_services(app: AppConfig) -> list[ServiceSpec]:
+    """The app: `api` first (web depends on it), then the `web` entry."""
+    common = {"APP_VERSION": app.version}
+    api = service_spec("api", 8081, app.replicas["api"], common)
+    web = service_spec("web", 8080, app.replicas["web"], {**common, "API_URL": f"http://{api.name}:{api.port}"},
+                   entry=True)
+    return [api, web]
+
+
+def entry_service(services: list[ServiceSpec]) -> ServiceSpec:
+    return next(s for s in services if s.entry)

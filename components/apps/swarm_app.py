@@ -1,0 +1,127 @@
+"""The sample microservices rendered to Docker Swarm services.
+
+Every service gets the definition's replicas, health check (liveness), restart policy, rolling
+update (start-first, roll back on failure, monitor window), rollback policy, limits, the app's
+overlay network and a spread over nodes. The entry is published in one of two ways:
+- endpoint mode `vip`: the web service is published on the routing mesh (needs IPVS in the kernel);
+- endpoint mode `dnsrr`: services are reached by DNS round robin, and an `edge` service on the
+  managers publishes the entry port in host mode and proxies to web (works without IPVS).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_docker as docker
+
+from components.apps.spec import ServiceSpec, service_spec
+from components.config import AppConfig
+
+EDGE_PORT = 8000
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _healthcheck(s: ServiceSpec) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    # Docker has one health check: it gates rollouts and restarts unhealthy tasks, i.e. liveness.
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=["CMD", *s.probe_command], interval=_duration(s.liveness.period_s),
+        timeout=_duration(s.liveness.timeout_s), retries=s.liveness.failures,
+        start_period=_duration(max(s.liveness.initial_delay_s, 1) * 5))
+
+
+def edge_service(app: AppConfig, entry: ServiceSpec) -> ServiceSpec:
+    """The dnsrr-mode front door: proxies the entry port to the entry service by DNS round robin."""
+    return service_spec("edge", EDGE_PORT, 1, {"UPSTREAM": f"{entry.name}:{entry.port}", "APP_VERSION": app.version})
+
+
+class SwarmAppArgs(TypedDict):
+    services: Sequence[ServiceSpec]
+    """The app definition (spec.sample_services)."""
+    image: pulumi.Input[str]
+    """The sample app image as nodes see it."""
+    app: AppConfig
+    """Published port and endpoint mode."""
+    labels: Mapping[str, str]
+
+
+class SwarmApp(pulumi.ComponentResource):
+    """The app's overlay network and one Swarm service per definition (plus `edge` in dnsrr mode)."""
+
+    def __init__(self, name: str, args: SwarmAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:apps:SwarmApp", name, None, opts)
+        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), opts)
+        app, labels = args["app"], args["labels"]
+        network = docker.Network(
+            f"{name}-net", name=f"{name}-app", driver="overlay", attachable=True,
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in labels.items()], opts=child)
+        entry = next(s for s in args["services"] if s.entry)
+        dnsrr = app.endpoint_mode == "dnsrr"
+
+        self.services: dict[str, docker.Service] = {}
+        for spec in args["services"]:
+            ports = [] if dnsrr or not spec.entry else [docker.ServiceEndpointSpecPortArgs(
+                target_port=spec.port, published_port=app.published_port, publish_mode="ingress")]
+            self.services[spec.name] = self._service(name, spec, args["image"], network, app.endpoint_mode,
+                                                     ports, labels, child)
+        if dnsrr:
+            edge = edge_service(app, entry)
+            self.services["edge"] = self._service(
+                name, edge, args["image"], network, "dnsrr",
+                [docker.ServiceEndpointSpecPortArgs(target_port=edge.port, published_port=app.published_port,
+                                                    publish_mode="host")],
+                labels, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.services[entry.name]])),
+                global_on_managers=True)
+
+        self.network_name = network.name
+        self.register_outputs({"services": {k: v.name for k, v in self.services.items()}})
+
+    @staticmethod
+    def _service(prefix: str, s: ServiceSpec, image: pulumi.Input[str], network: docker.Network,
+                 endpoint_mode: str, ports: list, labels: Mapping[str, str], opts: pulumi.ResourceOptions,
+                 global_on_managers: bool = False) -> docker.Service:
+        u = s.update
+        # A host-mode port is held by the running task: its replacement can only start after it stops.
+        order = "stop-first" if any(p.publish_mode == "host" for p in ports) else "start-first"
+        mode = docker.ServiceModeArgs(global_=True) if global_on_managers else \
+            docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=s.replicas))
+        return docker.Service(
+            f"{prefix}-{s.name}",
+            name=s.name,
+            labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in {**labels, "io.phoenix.service": s.name}.items()],
+            mode=mode,
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=image,
+                    commands=s.command,
+                    # Swarm fills in the node's hostname per task: the app shows which node answered.
+                    env={**s.env, "NODE_NAME": "{{.Node.Hostname}}"},
+                    healthcheck=_healthcheck(s),
+                    stop_grace_period=_duration(s.stop_grace_s),
+                ),
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(name=network.id)],
+                placement=docker.ServiceTaskSpecPlacementArgs(
+                    constraints=["node.role==manager"] if global_on_managers else [],
+                    prefs=["spread=node.labels.phoenix.node"]),
+                resources=docker.ServiceTaskSpecResourcesArgs(
+                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+                        nano_cpus=s.resources.cpu_millis * 1_000_000,
+                        memory_bytes=s.resources.memory_mb * 1024 * 1024),
+                    reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+                        nano_cpus=s.resources.request_cpu_millis * 1_000_000,
+                        memory_bytes=s.resources.request_memory_mb * 1024 * 1024)),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                    condition="any", delay="1s", max_attempts=0, window="10s"),
+            ),
+            update_config=docker.ServiceUpdateConfigArgs(
+                parallelism=u.parallelism, delay=_duration(u.delay_s), failure_action="rollback",
+                monitor=_duration(u.monitor_s), max_failure_ratio=str(u.max_failure_ratio), order=order),
+            rollback_config=docker.ServiceRollbackConfigArgs(
+                parallelism=u.parallelism, delay="0s", failure_action="pause",
+                monitor=_duration(u.monitor_s), max_failure_ratio=str(u.max_failure_ratio), order=order),
+            endpoint_spec=docker.ServiceEndpointSpecArgs(mode=endpoint_mode, ports=ports or None),
+            # `pulumi up` returns once every replica runs, so the stack's outputs mean a working app.
+            converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout="3m"),
+            opts=opts)

@@ -1,0 +1,55 @@
+"""A whole cluster: nodes from a substrate, an orchestrator on them, the sample app on top."""
+from __future__ import annotations
+
+from typing import Optional, TypedDict
+
+import pulumi
+
+from components.apps.app_image import AppImage
+from components.apps.spec import sample_services
+from components.config import ClusterConfig
+from components.nodes.docker_nodes import DockerNodes
+
+
+class ClusterArgs(TypedDict):
+    config: ClusterConfig
+    """The validated stack configuration (components.config.load())."""
+
+
+class Cluster(pulumi.ComponentResource):
+    """Nodes, orchestrator and sample app for one stack."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:index:Cluster", name, None, opts)
+        cfg = args["config"]
+        child = pulumi.ResourceOptions(parent=self)
+        services = sample_services(cfg.app)
+
+        if cfg.orchestrator == "swarm":
+            from components.orchestrators import swarm as orchestrator
+        else:
+            from components.orchestrators import k3s as orchestrator
+
+        if cfg.substrate == "docker":
+            nodes = DockerNodes(cfg.stack, {
+                "config": cfg.nodes, "runtime": orchestrator.container_runtime(cfg),
+                "bind_address": cfg.app.bind_address, "labels": cfg.labels}, child)
+        else:
+            from components.nodes.hosts import host_nodes
+            nodes = host_nodes(cfg, child)
+        self.nodes = nodes.nodes
+
+        image = AppImage(f"{name}-image", {
+            "base_image": cfg.app.base_image, "registry": nodes.registry, "nodes": nodes.nodes}, child)
+        deployed = orchestrator.deploy(name, cfg, nodes.nodes, services, image.ref, child)
+
+        self.manager_address = deployed.manager_address
+        self.app_url = pulumi.Output.concat(
+            "http://", nodes.nodes[0].public_address, ":", str(cfg.app.published_port), "/")
+        self.secrets = deployed.secrets
+        self.outputs = deployed.outputs
+        self.register_outputs({
+            "managerAddress": self.manager_address,
+            "appUrl": self.app_url,
+            "nodes": [{"name": n.name, "role": n.role, "address": n.address} for n in nodes.nodes],
+        })

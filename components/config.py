@@ -1,0 +1,376 @@
+"""The stack's configuration, read once into typed, validated objects.
+
+Defaults and types come from the `config:` block of Pulumi.yaml (one place for them). Every bad value
+is refused here, before any resource exists: `parse` collects all problems and raises one
+`ConfigError` whose lines each name the key, the value and what would be valid.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PROJECT = "phoenix"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+
+ORCHESTRATORS = ("swarm", "k3s")
+SUBSTRATES = ("docker", "ssh", "cloud")
+ENDPOINT_MODES = ("vip", "dnsrr")
+SERVICES = ("web", "api")
+ROLES = ("manager", "worker")
+DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
+# Ports the node layer must leave free for the orchestrators and the registry.
+RESERVED_PORTS = {2377, 7946, 4789, 6443, 10250}
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
+
+
+class ConfigError(ValueError):
+    """Raised with one line per bad key; nothing has been created when it is raised."""
+
+
+def declared() -> dict[str, dict[str, Any]]:
+    """The config keys declared in Pulumi.yaml, without the project prefix."""
+    raw = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """An existing machine reached over SSH (substrate `ssh`)."""
+
+    name: str
+    address: str
+    role: str
+    port: int = 22
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """Hetzner Cloud VMs (substrate `cloud`)."""
+
+    location: str = "fsn1"
+    server_type: str = "cx22"
+    image: str = "debian-12"
+    network_cidr: str = "10.0.0.0/16"
+    admin_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+
+
+@dataclass(frozen=True)
+class NodesConfig:
+    managers: int
+    workers: int
+    image: str
+    privileged: bool
+    cap_drop: tuple[str, ...]
+    milli_cpus: int
+    memory_mb: int
+    subnet: str
+    socket_dir: str
+    registry_image: str
+    registry_port: int
+    ssh_user: str
+    hosts: tuple[SshHost, ...] = ()
+    cloud: CloudConfig | None = None
+
+    @property
+    def count(self) -> int:
+        return self.managers + self.workers
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    replicas: Mapping[str, int]
+    version: str
+    base_image: str
+    published_port: int
+    bind_address: str
+    endpoint_mode: str
+    autoscale_max: int
+    min_available: int
+    phoenix: bool
+    phoenix_interval: int
+    phoenix_services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class K3sConfig:
+    version: str
+    airgap_dir: str
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    stack: str
+    orchestrator: str
+    substrate: str
+    nodes: NodesConfig
+    app: AppConfig
+    k3s: K3sConfig
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Reader:
+    """Reads raw values (strings from Pulumi, or already-typed values in tests) by declared type."""
+
+    def __init__(self, raw: Mapping[str, Any]):
+        self.raw = raw
+        self.decl = declared()
+        self.errors: list[str] = []
+
+    def bad(self, key: str, value: Any, valid: str) -> None:
+        self.errors.append(f"{PROJECT}:{key} = {value!r} is invalid: {valid}")
+
+    def get(self, key: str) -> Any:
+        decl = self.decl[key]
+        value = self.raw.get(key)
+        if value is None or value == "" and decl["type"] != "string":
+            return decl.get("default")
+        kind = decl["type"]
+        try:
+            if kind == "integer":
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                return int(value)
+            if kind == "boolean":
+                if isinstance(value, bool):
+                    return value
+                if str(value).lower() in ("true", "false"):
+                    return str(value).lower() == "true"
+                raise ValueError
+            if kind == "array":
+                items = json.loads(value) if isinstance(value, str) else value
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise ValueError
+                return items
+            return str(value)
+        except ValueError:
+            self.bad(key, value, f"expected {'a list of strings' if kind == 'array' else 'an ' + kind if kind == 'integer' else 'a ' + kind}")
+            return decl.get("default")
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self.get(key)
+        if value not in options:
+            self.bad(key, value, f"choose one of {', '.join(options)}")
+            return options[0]
+        return value
+
+    def int_range(self, key: str, low: int, high: int | None = None, hint: str = "") -> int:
+        value = self.get(key)
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.bad(key, value, f"expected {bounds}{hint}")
+        return value
+
+    def structured(self, key: str) -> Any:
+        value = self.raw.get(key)
+        if isinstance(value, str) and value:
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as err:
+                self.bad(key, value, f"expected structured YAML/JSON ({err.msg})")
+                return None
+        return value
+
+
+def _port(r: _Reader, key: str) -> int:
+    value = r.int_range(key, 1, 65535)
+    if value in RESERVED_PORTS:
+        r.bad(key, value, f"port is used by the orchestrators ({', '.join(map(str, sorted(RESERVED_PORTS)))}); pick another")
+    return value
+
+
+def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
+    raw = r.structured("hosts")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.bad("hosts", raw, "expected a list of {name, address, role, port?, user?}")
+        return ()
+    hosts, seen = [], set()
+    for i, h in enumerate(raw):
+        key = f"hosts[{i}]"
+        if not isinstance(h, dict) or not {"name", "address", "role"} <= h.keys():
+            r.bad(key, h, "each host needs name, address and role (manager or worker)")
+            continue
+        unknown = set(h) - {"name", "address", "role", "port", "user"}
+        if unknown:
+            r.bad(key, h, f"unknown fields {sorted(unknown)}; allowed: name, address, role, port, user")
+        if not _NAME.match(str(h["name"])) or h["name"] in seen:
+            r.bad(f"{key}.name", h["name"], "a unique lowercase DNS label (a-z, 0-9, -)")
+        seen.add(h["name"])
+        if h["role"] not in ROLES:
+            r.bad(f"{key}.role", h["role"], "manager or worker")
+        port = h.get("port", 22)
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            r.bad(f"{key}.port", port, "an integer between 1 and 65535")
+            port = 22
+        hosts.append(SshHost(str(h["name"]), str(h["address"]), str(h["role"]), port, str(h.get("user", ssh_user))))
+    return tuple(hosts)
+
+
+def _cloud(r: _Reader) -> CloudConfig:
+    raw = r.structured("cloud") or {}
+    if not isinstance(raw, dict):
+        r.bad("cloud", raw, "expected a map with location, serverType, image, networkCidr, adminCidrs")
+        return CloudConfig()
+    names = {"location": "location", "serverType": "server_type", "image": "image",
+             "networkCidr": "network_cidr", "adminCidrs": "admin_cidrs"}
+    unknown = set(raw) - names.keys()
+    if unknown:
+        r.bad("cloud", raw, f"unknown fields {sorted(unknown)}; allowed: {', '.join(names)}")
+    values = {names[k]: v for k, v in raw.items() if k in names}
+    if "admin_cidrs" in values:
+        values["admin_cidrs"] = tuple(values["admin_cidrs"])
+    cloud = CloudConfig(**values)
+    for key, cidr in [("cloud.networkCidr", cloud.network_cidr)] + [("cloud.adminCidrs", c) for c in cloud.admin_cidrs]:
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            r.bad(key, cidr, "a CIDR such as 10.0.0.0/16")
+    return cloud
+
+
+def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
+    """Validate raw config values (keys without the project prefix) into a ClusterConfig."""
+    r = _Reader(raw)
+    unknown = set(raw) - set(r.decl) - {"hosts", "cloud", "sshPrivateKey"}
+    for key in sorted(unknown):
+        r.bad(key, raw[key], f"unknown key; known keys are listed in Pulumi.yaml under config")
+
+    orchestrator = r.choice("orchestrator", ORCHESTRATORS)
+    substrate = r.choice("substrate", SUBSTRATES)
+    managers = r.int_range("managers", 1, 7, " (an odd number: Raft/etcd need a majority)")
+    if managers % 2 == 0:
+        r.bad("managers", managers, "expected an odd number (1, 3, 5 or 7) so that a majority survives a failure")
+    workers = r.int_range("workers", 0, 50)
+
+    image = r.get("nodeImage") or DEFAULT_NODE_IMAGES[orchestrator]
+    cap_drop = r.get("capDrop")
+    for cap in cap_drop:
+        if not re.match(r"^[A-Z_]+$", cap):
+            r.bad("capDrop", cap_drop, "capability names such as SYS_RESOURCE, without the CAP_ prefix")
+    memory = r.get("nodeMemoryMb")
+    if memory and memory < 256:
+        r.bad("nodeMemoryMb", memory, "0 (no limit) or at least 256: dockerd and k3s need room")
+    milli = r.int_range("nodeMilliCpus", 0, 256_000)
+
+    subnet = r.get("subnet")
+    try:
+        net = ipaddress.ip_network(subnet)
+        if net.version != 4 or net.num_addresses < 256:
+            r.bad("subnet", subnet, "an IPv4 network of /24 or larger (fixed node addresses go up to .200)")
+        if workers > 100:
+            r.bad("workers", workers, "at most 100 on container nodes")
+    except ValueError:
+        r.bad("subnet", subnet, "an IPv4 CIDR such as 172.28.0.0/24")
+    socket_dir = r.get("socketDir")
+    if not socket_dir.startswith("/"):
+        r.bad("socketDir", socket_dir, "an absolute path")
+    elif len(socket_dir) > 60:
+        r.bad("socketDir", socket_dir, "at most 60 characters: unix socket paths are limited to 108 bytes")
+
+    ssh_user = r.get("sshUser")
+    hosts = _hosts(r, ssh_user) if substrate == "ssh" else ()
+    if substrate == "ssh":
+        if not hosts:
+            r.bad("hosts", raw.get("hosts"), "substrate ssh needs phoenix:hosts, a list of {name, address, role}")
+        roles = [h.role for h in hosts]
+        managers, workers = roles.count("manager"), roles.count("worker")
+        if hosts and managers % 2 == 0:
+            r.bad("hosts", [h.name for h in hosts], "an odd number (1, 3, 5) of hosts with role manager")
+    cloud = _cloud(r) if substrate == "cloud" else None
+    if substrate != "docker" and "sshPrivateKey" not in raw:
+        r.bad("sshPrivateKey", None, f"substrate {substrate} needs it: pulumi config set --secret {PROJECT}:sshPrivateKey < ~/.ssh/id_ed25519")
+
+    replicas = {s: r.int_range(f"{s}Replicas", 1, 100) for s in SERVICES}
+    published = _port(r, "publishedPort")
+    registry_port = _port(r, "registryPort")
+    if registry_port == published:
+        r.bad("registryPort", registry_port, "must differ from phoenix:publishedPort")
+    bind = r.get("bindAddress")
+    try:
+        ipaddress.IPv4Address(bind)
+    except ValueError:
+        r.bad("bindAddress", bind, "an IPv4 address such as 127.0.0.1 (local only) or 0.0.0.0 (all interfaces)")
+    endpoint_mode = r.choice("endpointMode", ENDPOINT_MODES)
+
+    autoscale_max = r.get("autoscaleMax")
+    for s, n in replicas.items():
+        if autoscale_max < n:
+            r.bad("autoscaleMax", autoscale_max, f"at least phoenix:{s}Replicas ({n}): the autoscaler's minimum is the replica count")
+    min_available = r.int_range("minAvailable", 0)
+    for s, n in replicas.items():
+        if n > 1 and min_available >= n:
+            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain")
+
+    phoenix_interval = r.int_range("phoenixInterval", 10, 86_400)
+    phoenix_services = r.get("phoenixServices")
+    for s in phoenix_services:
+        if s not in SERVICES:
+            r.bad("phoenixServices", phoenix_services, f"services among {', '.join(SERVICES)}")
+    phoenix = r.get("phoenix")
+    if phoenix:
+        for s in phoenix_services:
+            if s in replicas and replicas[s] < 2:
+                r.bad(f"{s}Replicas", replicas[s], "at least 2 while phoenix mode replaces its containers, or the service goes dark")
+
+    version = r.get("appVersion")
+    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", version):
+        r.bad("appVersion", version, "letters, digits, '.', '_' or '-' (it becomes an image label and env value)")
+    k3s_version = r.get("k3sVersion")
+    if not _K3S_VERSION.match(k3s_version):
+        r.bad("k3sVersion", k3s_version, "a k3s release such as v1.31.4+k3s1")
+    airgap_dir = r.get("k3sAirgapDir")
+    if airgap_dir and not airgap_dir.startswith("/"):
+        r.bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
+    if orchestrator == "k3s" and substrate == "docker" and image.split(":")[0].endswith("dind"):
+        r.bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
+    if orchestrator == "swarm" and "k3s" in image.split(":")[0]:
+        r.bad("nodeImage", image, "a docker-in-docker image such as docker:27-dind for orchestrator swarm")
+    if not _NAME.match(stack.lower().replace("_", "-").replace(".", "-")[:32]):
+        r.bad("(stack name)", stack, "a stack name made of letters, digits and '-'")
+
+    if r.errors:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
+
+    nodes = NodesConfig(
+        managers=managers, workers=workers, image=image, privileged=r.get("privileged"),
+        cap_drop=tuple(cap_drop), milli_cpus=milli, memory_mb=memory, subnet=subnet,
+        socket_dir=socket_dir, registry_image=r.get("registryImage"), registry_port=registry_port,
+        ssh_user=ssh_user, hosts=hosts, cloud=cloud)
+    app = AppConfig(
+        replicas=replicas, version=version, base_image=r.get("appBaseImage"), published_port=published,
+        bind_address=bind, endpoint_mode=endpoint_mode, autoscale_max=autoscale_max,
+        min_available=min_available, phoenix=phoenix, phoenix_interval=phoenix_interval,
+        phoenix_services=tuple(phoenix_services))
+    return ClusterConfig(
+        stack=stack, orchestrator=orchestrator, substrate=substrate, nodes=nodes, app=app,
+        k3s=K3sConfig(version=k3s_version, airgap_dir=airgap_dir),
+        labels={"io.phoenix.project": PROJECT, "io.phoenix.stack": stack})
+
+
+def load() -> ClusterConfig:
+    """Read the current stack's config through the Pulumi SDK and validate it."""
+    import pulumi
+
+    cfg = pulumi.Config(PROJECT)
+    keys = set(declared()) | {"hosts", "cloud"}
+    raw = {k: cfg.get(k) for k in keys if cfg.get(k) is not None}
+    # Presence only: the key itself is read later as a secret Output (ssh_private_key()).
+    if pulumi.runtime.get_config(f"{PROJECT}:sshPrivateKey") is not None:
+        raw["sshPrivateKey"] = "(secret)"
+    return parse(raw, pulumi.get_stack())
+
+
+def ssh_private_key():
+    """The SSH private key as a secret Output (substrates ssh and cloud)."""
+    import pulumi
+
+    return pulumi.Config(PROJECT).require_secret("sshPrivateKey")

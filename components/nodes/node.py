@@ -1,0 +1,127 @@
+"""The node description every substrate yields, and how to run a command on a node.
+
+Orchestrators and apps see only `Node`: a name, a role, the address other nodes reach it at, and a
+`Connection` that turns an argv into a Pulumi command resource (or, for tests and drills, into a
+local argv). Whether the node is a container, a VM or an SSH host stays behind the Connection.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+import pulumi
+from pulumi_command import local, remote
+
+
+class Connection(Protocol):
+    """How to run a command on one node."""
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """The local argv that runs `argv` on the node (stdin is passed through)."""
+
+    def command(self, name: str, argv: pulumi.Input[Sequence[str]], *, stdin: pulumi.Input[str] | None = None,
+                delete: pulumi.Input[Sequence[str]] | None = None, triggers: Sequence[pulumi.Input] | None = None,
+                secret_stdout: bool = False, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
+        """A Pulumi command resource that runs `argv` on the node when created (and `delete` when deleted)."""
+
+
+def _shell(to_argv, argv: pulumi.Input[Sequence[str]] | None, tolerate_failure: bool = False):
+    """The shell line for an argv that may still be an Output (e.g. it names a node ID)."""
+    if argv is None:
+        return None
+    # `|| true` on delete: the machine may already be gone, and deleting must still succeed.
+    suffix = " || true" if tolerate_failure else ""
+    return pulumi.Output.from_input(argv).apply(lambda a: shlex.join(to_argv(a)) + suffix)
+
+
+def _command_opts(opts: pulumi.ResourceOptions | None, secret_stdout: bool) -> pulumi.ResourceOptions:
+    # Secret outputs are declared by the caller (join tokens, kubeconfig): never printed, stored encrypted.
+    extra = pulumi.ResourceOptions(additional_secret_outputs=["stdout"] if secret_stdout else None)
+    return pulumi.ResourceOptions.merge(extra, opts)
+
+
+@dataclass(frozen=True)
+class DockerExec:
+    """A container on the Docker engine that runs Pulumi: commands go through `docker exec`."""
+
+    container: str
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return ["docker", "exec", "-i", self.container, *argv]
+
+    def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
+        return local.Command(
+            name,
+            create=_shell(self.argv, argv),
+            delete=_shell(self.argv, delete, tolerate_failure=True),
+            stdin=stdin,
+            triggers=triggers,
+            opts=_command_opts(opts, secret_stdout),
+        )
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """A host reached over SSH: commands go through pulumi-command's remote connection."""
+
+    host: pulumi.Input[str]
+    user: str
+    port: int
+    private_key: pulumi.Input[str]
+    key_file: str = "~/.ssh/id_ed25519"
+    """Key file used by `argv` (tests and drills run the system ssh client)."""
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return ["ssh", "-i", self.key_file, "-p", str(self.port), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10",
+                f"{self.user}@{self.host}", shlex.join(argv)]
+
+    def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
+        return remote.Command(
+            name,
+            connection=remote.ConnectionArgs(
+                host=self.host, user=self.user, port=self.port, private_key=self.private_key,
+                # Fail fast on an unreachable host: 3 dials of 10 s, not the default 10 of 15 s.
+                dial_error_limit=3, per_dial_timeout=10),
+            create=_shell(list, argv),
+            delete=_shell(list, delete, tolerate_failure=True),
+            stdin=stdin,
+            triggers=triggers,
+            opts=_command_opts(opts, secret_stdout),
+        )
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine of the cluster, whatever it is made of."""
+
+    name: str
+    role: str
+    """`manager` (Swarm manager / k3s server) or `worker` (Swarm worker / k3s agent)."""
+    address: pulumi.Input[str]
+    """The address other nodes reach this node at."""
+    connection: Connection
+    docker_host: pulumi.Input[str]
+    """How the Pulumi Docker provider reaches this node's engine (unix:// socket or ssh://)."""
+    public_address: pulumi.Input[str]
+    """Where users reach ports this node publishes (127.0.0.1 for local containers)."""
+    ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """Resources to depend on before running commands on the node."""
+    replace_key: Optional[pulumi.Input[str]] = None
+    """Changes when the machine is replaced (a new container id): bootstrap steps re-run then."""
+
+    def run(self, name: str, argv: pulumi.Input[Sequence[str]], *, parent: pulumi.Resource, stdin=None, delete=None,
+            triggers: Sequence[pulumi.Input] = (), depends_on: Sequence[pulumi.Resource] = (),
+            secret_stdout: bool = False) -> pulumi.CustomResource:
+        """Run `argv` on this node as a child of `parent`, after the node is ready."""
+        keys = [self.replace_key] if self.replace_key is not None else []
+        return self.connection.command(
+            name, argv, stdin=stdin, delete=delete, triggers=[*keys, *triggers],
+            secret_stdout=secret_stdout,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*self.ready, *depends_on]))
+
+
+def script_argv(script: str, program: str, *args: str) -> list[str]:
+    """Run a shell script's text with `sh -c` so that it needs no file on the node."""
+    return ["sh", "-c", script, program, *args]

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Docker Swarm bootstrap, the one copy. Runs on a node as `sh -c "<this text>" swarm ACTION ARGS`,
+# through `docker exec` (container nodes) or SSH (hosts and VMs), from Pulumi or from tests.
+# Secrets (join tokens) arrive on stdin, never on the command line. Every action is idempotent.
+set -eu
+
+die() { echo "swarm: $*" >&2; exit 1; }
+
+wait_docker() {
+  i=0
+  until docker info >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -le 600 ] || die "the Docker engine on $(hostname) did not answer in 120 s"
+    sleep 0.2
+  done
+}
+
+state() { docker info --format '{{.Swarm.LocalNodeState}}'; }
+node_id() { docker info --format '{{.Swarm.NodeID}}'; }
+
+action=${1:-}; [ $# -gt 0 ] && shift
+case "$action" in
+  init) # init ADVERTISE_ADDR -> prints this node's swarm ID
+    wait_docker
+    [ "$(state)" = active ] || docker swarm init --advertise-addr "$1" --listen-addr "$1:2377" >/dev/null
+    node_id ;;
+  tokens) # -> {"worker": ..., "manager": ...}
+    wait_docker
+    printf '{"worker": "%s", "manager": "%s"}\n' \
+      "$(docker swarm join-token -q worker)" "$(docker swarm join-token -q manager)" ;;
+  join) # join ADVERTISE_ADDR MANAGER_ADDR, token on stdin -> prints this node's swarm ID
+    read -r token || die "join needs the join token on stdin"
+    wait_docker
+    if [ "$(state)" != active ]; then
+      i=0
+      until docker swarm join --advertise-addr "$1" --token "$token" "$2:2377" >/dev/null; do
+        i=$((i + 1)); [ "$i" -le 10 ] || die "could not join the swarm at $2:2377"
+        sleep 1
+      done
+    fi
+    node_id ;;
+  label) # label NODE_ID KEY=VALUE... (on a manager)
+    wait_docker
+    id=$1; shift
+    set -- $(for kv in "$@"; do printf -- '--label-add %s ' "$kv"; done)
+    i=0
+    until docker node update "$@" "$id" >/dev/null 2>&1; do
+      i=$((i + 1)); [ "$i" -le 50 ] || die "node $id did not appear in the swarm"
+      sleep 0.2
+    done
+    echo "$id" ;;
+  remove) # remove NODE_ID (on a manager): drain, wait for its tasks to move, then forget it
+    docker node inspect "$1" >/dev/null 2>&1 || exit 0
+    docker node update --availability drain "$1" >/dev/null
+    i=0
+    while [ -n "$(docker node ps -q --filter desired-state=running "$1")" ] && [ "$i" -lt 150 ]; do
+      i=$((i + 1)); sleep 0.2
+    done
+    if [ "$(docker node inspect -f '{{.Spec.Role}}' "$1")" = manager ]; then
+      docker node demote "$1" >/dev/null
+    fi
+    docker node rm --force "$1" >/dev/null ;;
+  leave) # on the node itself
+    docker swarm leave --force >/dev/null 2>&1 || true ;;
+  *) die "unknown action '$action' (init, tokens, join, label, remove, leave)" ;;
+esac

@@ -1,0 +1,122 @@
+"""Docker Swarm on any node set.
+
+The first manager inits the swarm; the join tokens read from it are secrets; further managers and
+the workers join with them. Every node then gets a membership record on the first manager: creating
+it labels the node, deleting it (the node left the config) drains the node and removes it from the
+swarm before its machine goes away. All steps are actions of scripts/swarm.sh, run through each
+node's Connection, so the same code runs over `docker exec` and over SSH.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_docker as docker
+
+from components.apps.spec import ServiceSpec
+from components.apps.swarm_app import SwarmApp
+from components.config import ClusterConfig
+from components.orchestrators.deployment import Deployment
+from components.nodes.docker_nodes import SHARED_DIR, NodeRuntime
+from components.nodes.node import Node, script_argv
+
+SCRIPT = (Path(__file__).parent / "scripts" / "swarm.sh").read_text()
+
+
+def swarm_argv(*args: str) -> list[str]:
+    """argv that runs one action of the Swarm bootstrap script on a node."""
+    return script_argv(SCRIPT, "swarm", *args)
+
+
+def dockerd_command(shared_dir: str, registry: str, socket_gid: int) -> list[str]:
+    """The node container's command: dockerd with its socket also in the host-shared directory.
+
+    A leading `dockerd` is what the official docker:dind entrypoint expects to pass through without
+    adding its TCP listener; the air-gapped node image runs it directly.
+    """
+    return ["dockerd", "--host=unix:///var/run/docker.sock", f"--host=unix://{shared_dir}/docker.sock",
+            f"--group={socket_gid}", f"--insecure-registry={registry}"]
+
+
+class SwarmArgs(TypedDict):
+    nodes: Sequence[Node]
+    """The cluster's nodes, managers first; the first manager inits the swarm."""
+
+
+class Swarm(pulumi.ComponentResource):
+    """A Docker Swarm formed on `nodes`; `provider` deploys services through the first manager."""
+
+    provider: docker.Provider
+    manager_address: pulumi.Input[str]
+    worker_token: pulumi.Output[str]
+    manager_token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SwarmArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:orchestrators:Swarm", name, None, opts)
+        nodes = list(args["nodes"])
+        managers = [n for n in nodes if n.role == "manager"]
+        if not managers:
+            raise ValueError("a swarm needs at least one manager node")
+        leader = managers[0]
+
+        init = leader.run(f"{name}-init", swarm_argv("init", leader.address), parent=self,
+                          delete=swarm_argv("leave"))
+        tokens = leader.run(f"{name}-tokens", swarm_argv("tokens"), parent=self, depends_on=[init],
+                            triggers=[init.stdout], secret_stdout=True)
+        parsed = tokens.stdout.apply(json.loads)
+        self.worker_token = pulumi.Output.secret(parsed["worker"])
+        self.manager_token = pulumi.Output.secret(parsed["manager"])
+
+        node_ids: dict[str, pulumi.Output[str]] = {leader.name: init.stdout.apply(str.strip)}
+        members = []
+        for node in nodes:
+            joined = []
+            if node is not leader:
+                token = self.manager_token if node.role == "manager" else self.worker_token
+                join = node.run(f"{name}-join-{node.name}", swarm_argv("join", node.address, leader.address),
+                                parent=self, stdin=token.apply(lambda t: t + "\n"), delete=swarm_argv("leave"),
+                                depends_on=[init], triggers=[init.stdout])
+                node_ids[node.name] = join.stdout.apply(str.strip)
+                joined = [join]
+            # Runs on the leader: labels the node now, drains and removes it when it leaves the config.
+            members.append(leader.run(
+                f"{name}-member-{node.name}",
+                node_ids[node.name].apply(lambda i, n=node: swarm_argv(
+                    "label", i, f"phoenix.node={n.name}", f"phoenix.role={n.role}")),
+                parent=self, depends_on=joined,
+                delete=node_ids[node.name].apply(lambda i: swarm_argv("remove", i)) if node is not leader else None))
+
+        self.manager_address = leader.address
+        # The host becomes known only once the swarm exists, so no resource talks to the manager before.
+        self.provider = docker.Provider(
+            f"{name}-manager",
+            host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=members))
+        self.node_ids = node_ids
+        self.register_outputs({
+            "managerAddress": self.manager_address,
+            "nodeIds": node_ids,
+            "workerToken": self.worker_token,
+            "managerToken": self.manager_token,
+        })
+
+
+def container_runtime(cfg: ClusterConfig) -> NodeRuntime:
+    """What a Swarm node container runs: dockerd, with the entry port published by the first manager."""
+    return NodeRuntime(
+        command=lambda ctx: dockerd_command(SHARED_DIR, ctx.registry, ctx.socket_gid),
+        data_dir="/var/lib/docker",
+        ports=[(cfg.app.published_port, cfg.app.published_port)],
+    )
+
+
+def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
+           image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
+    """A swarm on `nodes` and the app's services on it, through the first manager."""
+    swarm = Swarm(f"{name}-swarm", {"nodes": nodes}, opts)
+    app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
+    SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    return Deployment(manager_address=swarm.manager_address,
+                      secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})

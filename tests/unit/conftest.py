@@ -1,0 +1,89 @@
+"""Pulumi mocks for the unit tests: no engine, no Docker, no cluster.
+
+Mocks answer per resource type (wire names, camelCase) with the outputs a provider would compute,
+and record every resource so that tests can look at the graph. Components are built inside each
+test (see the `mocks` fixture), never at import time.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Callable
+
+import pulumi
+import pytest
+
+from components.config import ClusterConfig, parse
+
+WORKER_TOKEN = "SWMTKN-1-worker-secret"
+MANAGER_TOKEN = "SWMTKN-1-manager-secret"
+
+
+def _script_action(command: str) -> tuple[str, list[str]]:
+    """For `... sh -c SCRIPT PROGRAM ACTION ARGS`: (ACTION, ARGS); ("", []) for other commands."""
+    try:
+        argv = shlex.split(command.removesuffix(" || true"))
+    except ValueError:
+        return "", []
+    if "-c" in argv:
+        rest = argv[argv.index("-c") + 3:]
+        if rest:
+            return rest[0], rest[1:]
+    return "", []
+
+
+def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
+    action, rest = _script_action(args.inputs.get("create", ""))
+    stdout = {
+        "init": "node-" + (rest[0] if rest else "x"),
+        "join": "node-" + (rest[0] if rest else "x"),
+        "tokens": json.dumps({"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN}),
+        "label": rest[0] if rest else "",
+    }.get(action, "")
+    return {"stdout": stdout, "stderr": ""}
+
+
+OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict]] = {
+    "command:local:Command": _command_stdout,
+    "command:remote:Command": _command_stdout,
+    "docker:index/remoteImage:RemoteImage": lambda a: {"imageId": f"sha256:{a.inputs['name']}"},
+    "docker:index/container:Container": lambda a: {"networkData": []},
+}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(args)
+        outputs = dict(args.inputs)
+        outputs.update(OUTPUTS.get(args.typ, lambda a: {})(args))
+        return [f"{args.name}-id", outputs]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of(self, typ: str) -> dict[str, dict]:
+        """Inputs of every recorded resource of one type, by resource name."""
+        return {r.name: r.inputs for r in self.resources if r.typ == typ}
+
+
+@pytest.fixture
+def mocks() -> Mocks:
+    m = Mocks()
+    pulumi.runtime.set_mocks(m, project="phoenix", stack="test", preview=False)
+    return m
+
+
+@pytest.fixture
+def config() -> Callable[..., ClusterConfig]:
+    """Build a validated ClusterConfig from keyword overrides (keys as in the stack file)."""
+    def make(stack: str = "test", **raw) -> ClusterConfig:
+        return parse(raw, stack)
+    return make
+
+
+def settled(*resources: pulumi.Resource) -> pulumi.Output:
+    """An Output that resolves once the given resources (and so their inputs) are registered."""
+    return pulumi.Output.all(*[r.urn for r in resources])
