@@ -252,6 +252,8 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     workers = r.int_range("workers", 0, 50)
 
     image = r.get("nodeImage") or DEFAULT_NODE_IMAGES[orchestrator]
+    privileged = r.get("privileged")
+    registry_image, base_image = r.get("registryImage"), r.get("appBaseImage")
     cap_drop = r.get("capDrop")
     for cap in cap_drop:
         if not re.match(r"^[A-Z_]+$", cap):
@@ -330,7 +332,7 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     airgap_dir = r.get("k3sAirgapDir")
     if airgap_dir and not airgap_dir.startswith("/"):
         r.bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
-    if orchestrator == "k3s" and substrate == "docker" and image.split(":")[0].endswith("dind"):
+    if orchestrator == "k3s" and "k3s" not in image.split(":")[0]:
         r.bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
     if orchestrator == "swarm" and "k3s" in image.split(":")[0]:
         r.bad("nodeImage", image, "a docker-in-docker image such as docker:27-dind for orchestrator swarm")
@@ -341,12 +343,12 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
 
     nodes = NodesConfig(
-        managers=managers, workers=workers, image=image, privileged=r.get("privileged"),
+        managers=managers, workers=workers, image=image, privileged=privileged,
         cap_drop=tuple(cap_drop), milli_cpus=milli, memory_mb=memory, subnet=subnet,
-        socket_dir=socket_dir, registry_image=r.get("registryImage"), registry_port=registry_port,
+        socket_dir=socket_dir, registry_image=registry_image, registry_port=registry_port,
         ssh_user=ssh_user, hosts=hosts, cloud=cloud)
     app = AppConfig(
-        replicas=replicas, version=version, base_image=r.get("appBaseImage"), published_port=published,
+        replicas=replicas, version=version, base_image=base_image, published_port=published,
         bind_address=bind, endpoint_mode=endpoint_mode, autoscale_max=autoscale_max,
         min_available=min_available, phoenix=phoenix, phoenix_interval=phoenix_interval,
         phoenix_services=tuple(phoenix_services))

@@ -84,6 +84,13 @@ def config() -> Callable[..., ClusterConfig]:
     return make
 
 
+def secret_value(value):
+    """The plain value of a secret resource input as the mocks receive it; fails if it is not secret."""
+    assert isinstance(value, dict) and value.get(pulumi.runtime.rpc._special_sig_key) == \
+        pulumi.runtime.rpc._special_secret_sig, f"expected a secret, got {value!r}"
+    return value["value"]
+
+
 def settled(*resources: pulumi.Resource) -> pulumi.Output:
     """An Output that resolves once the given resources (and so their inputs) are registered."""
     return pulumi.Output.all(*[r.urn for r in resources])

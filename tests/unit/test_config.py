@@ -1,0 +1,97 @@
+"""Stack config validation: pure functions, no Pulumi engine or mocks involved."""
+import re
+
+import pytest
+
+from components.config import ConfigError, declared, parse
+
+
+def test_defaults_come_from_the_project_file():
+    cfg = parse({}, "dev")
+    assert (cfg.orchestrator, cfg.substrate) == ("swarm", "docker")
+    assert (cfg.nodes.managers, cfg.nodes.workers) == (1, 2)
+    assert cfg.nodes.image == "docker:27-dind"
+    assert cfg.nodes.privileged is True
+    assert cfg.app.replicas == {"web": 3, "api": 2}
+    assert (cfg.app.bind_address, cfg.app.published_port) == ("127.0.0.1", 8080)
+    assert cfg.labels == {"io.phoenix.project": "phoenix", "io.phoenix.stack": "dev"}
+
+
+def test_values_arrive_as_strings_from_pulumi():
+    cfg = parse({"managers": "3", "workers": "0", "privileged": "false", "capDrop": '["SYS_RESOURCE"]'}, "dev")
+    assert (cfg.nodes.managers, cfg.nodes.workers, cfg.nodes.privileged) == (3, 0, False)
+    assert cfg.nodes.cap_drop == ("SYS_RESOURCE",)
+
+
+def test_k3s_default_node_image():
+    assert parse({"orchestrator": "k3s"}, "dev").nodes.image.startswith("rancher/k3s")
+
+
+def test_every_declared_key_has_a_type_default_and_description():
+    for key, decl in declared().items():
+        assert {"type", "default", "description"} <= decl.keys(), key
+
+
+@pytest.mark.parametrize("raw, key, hint", [
+    ({"orchestrator": "nomad"}, "orchestrator", "choose one of swarm, k3s"),
+    ({"substrate": "lxc"}, "substrate", "choose one of docker, ssh, cloud"),
+    ({"managers": 2}, "managers", "odd number"),
+    ({"managers": 0}, "managers", "between 1 and 7"),
+    ({"workers": -1}, "workers", "between 0 and 50"),
+    ({"workers": "two"}, "workers", "expected an integer"),
+    ({"privileged": "yes"}, "privileged", "expected a boolean"),
+    ({"capDrop": ["cap_sys_admin"]}, "capDrop", "without the CAP_ prefix"),
+    ({"nodeMemoryMb": 100}, "nodeMemoryMb", "at least 256"),
+    ({"subnet": "172.28.0.0/28"}, "subnet", "/24 or larger"),
+    ({"subnet": "not-a-net"}, "subnet", "IPv4 CIDR"),
+    ({"socketDir": "relative/dir"}, "socketDir", "absolute path"),
+    ({"webReplicas": 0}, "webReplicas", "between 1 and 100"),
+    ({"publishedPort": 70000}, "publishedPort", "between 1 and 65535"),
+    ({"publishedPort": 2377}, "publishedPort", "used by the orchestrators"),
+    ({"registryPort": 8080}, "registryPort", "must differ"),
+    ({"bindAddress": "localhost"}, "bindAddress", "IPv4 address"),
+    ({"endpointMode": "ingress"}, "endpointMode", "choose one of vip, dnsrr"),
+    ({"autoscaleMax": 2}, "autoscaleMax", "at least phoenix:webReplicas (3)"),
+    ({"minAvailable": 2, "apiReplicas": 2}, "minAvailable", "below phoenix:apiReplicas (2)"),
+    ({"phoenixInterval": 1}, "phoenixInterval", "between 10 and 86400"),
+    ({"phoenixServices": ["db"]}, "phoenixServices", "services among web, api"),
+    ({"phoenix": True, "apiReplicas": 1}, "apiReplicas", "at least 2 while phoenix mode"),
+    ({"appVersion": "1 beta"}, "appVersion", "letters, digits"),
+    ({"k3sVersion": "latest"}, "k3sVersion", "v1.31.4+k3s1"),
+    ({"orchestrator": "k3s", "nodeImage": "docker:27-dind"}, "nodeImage", "a k3s image"),
+    ({"nodeImage": "rancher/k3s:v1.31.4-k3s1"}, "nodeImage", "docker-in-docker image"),
+    ({"substrate": "ssh", "sshPrivateKey": "k"}, "hosts", "substrate ssh needs phoenix:hosts"),
+    ({"substrate": "ssh", "hosts": [{"name": "a", "address": "10.0.0.1", "role": "manager"}]},
+     "sshPrivateKey", "pulumi config set --secret"),
+    ({"substrate": "ssh", "sshPrivateKey": "k", "hosts": [{"name": "a", "address": "10.0.0.1", "role": "boss"}]},
+     "hosts[0].role", "manager or worker"),
+    ({"substrate": "ssh", "sshPrivateKey": "k", "hosts": [{"name": "a", "address": "10.0.0.1", "role": "worker"}]},
+     "hosts", "odd number (1, 3, 5) of hosts with role manager"),
+    ({"substrate": "ssh", "sshPrivateKey": "k", "hosts": '[{"name": "a"'}, "hosts", "structured YAML/JSON"),
+    ({"substrate": "cloud", "sshPrivateKey": "k", "cloud": {"networkCidr": "10.0.0/16"}},
+     "cloud.networkCidr", "a CIDR"),
+    ({"colour": "blue"}, "colour", "unknown key"),
+])
+def test_bad_values_are_refused_with_key_value_and_fix(raw, key, hint):
+    with pytest.raises(ConfigError) as err:
+        parse(raw, "dev")
+    message = str(err.value)
+    assert re.search(rf"phoenix:{re.escape(key)} = .* is invalid: .*{re.escape(hint)}", message), message
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        parse({"managers": 2, "workers": -3, "endpointMode": "x"}, "dev")
+    lines = str(err.value).splitlines()[1:]
+    assert {line.split(" = ")[0].strip() for line in lines} == {"phoenix:managers", "phoenix:workers",
+                                                                  "phoenix:endpointMode"}
+
+
+def test_ssh_hosts_set_the_node_counts():
+    cfg = parse({"substrate": "ssh", "sshPrivateKey": "(secret)", "sshUser": "admin", "hosts": [
+        {"name": "m", "address": "10.0.0.1", "role": "manager"},
+        {"name": "w1", "address": "10.0.0.2", "role": "worker", "port": 2222, "user": "ops"},
+        {"name": "w2", "address": "10.0.0.3", "role": "worker"}]}, "prod")
+    assert (cfg.nodes.managers, cfg.nodes.workers) == (1, 2)
+    assert cfg.nodes.hosts[1].port == 2222 and cfg.nodes.hosts[1].user == "ops"
+    assert cfg.nodes.hosts[2].user == "admin"

@@ -1,0 +1,61 @@
+"""The whole program (__main__.py) under mocks: stack outputs, and no secret in a plain output."""
+import json
+import runpy
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from tests.unit.conftest import MANAGER_TOKEN, WORKER_TOKEN
+
+PROGRAM = Path(__file__).resolve().parents[2] / "__main__.py"
+
+
+@pytest.fixture
+def exports(monkeypatch):
+    captured = {}
+    monkeypatch.setattr(pulumi, "export", lambda key, value: captured.__setitem__(key, value))
+    return captured
+
+
+def run_program(**config):
+    pulumi.runtime.set_all_config({f"phoenix:{k}": v if isinstance(v, str) else json.dumps(v)
+                                   for k, v in config.items()})
+    runpy.run_path(str(PROGRAM))
+
+
+@pulumi.runtime.test
+def test_outputs_of_the_local_swarm_stack(mocks, exports):
+    run_program(workers=2, publishedPort=8080)
+
+    def check(values):
+        outputs = dict(zip(sorted(exports), values))
+        assert outputs["appUrl"] == "http://127.0.0.1:8080/"
+        assert outputs["managerAddress"] == "172.28.0.10"
+        assert outputs["orchestrator"] == "swarm"
+        assert [(n["name"], n["role"]) for n in outputs["nodes"]] == [
+            ("test-m0", "manager"), ("test-w1", "worker"), ("test-w2", "worker")]
+    return pulumi.Output.all(*[exports[k] for k in sorted(exports)]).apply(check)
+
+
+@pulumi.runtime.test
+def test_join_tokens_are_exported_only_as_secrets(mocks, exports):
+    run_program()
+
+    async def check():
+        for key, value in exports.items():
+            output = pulumi.Output.from_input(value)
+            text = json.dumps(await output.future(with_unknowns=True), default=str)
+            leaks = WORKER_TOKEN in text or MANAGER_TOKEN in text
+            if key in ("swarmWorkerToken", "swarmManagerToken"):
+                assert await output.is_secret(), key
+            else:
+                assert not leaks, f"{key} shows a join token"
+        assert {"swarmWorkerToken", "swarmManagerToken"} <= exports.keys()
+    return pulumi.Output.from_input(exports["appUrl"]).apply(lambda _: check())
+
+
+def test_bad_config_stops_the_program_before_any_resource(mocks, exports):
+    with pytest.raises(Exception, match="phoenix:managers = 2 is invalid"):
+        run_program(managers=2)
+    assert mocks.resources == [] and exports == {}

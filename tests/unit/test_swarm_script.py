@@ -1,0 +1,108 @@
+"""The Swarm bootstrap script's logic, run by sh against a fake `docker` that logs its calls."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.orchestrators.swarm import swarm_argv
+
+FAKE_DOCKER = r"""#!/bin/sh
+# Fake docker: appends its argv to $LOG; answers from files in $STATE.
+echo "$*" >> "$LOG"
+case "$1 $2" in
+  "info ") exit 0 ;;
+  "info --format")
+    case "$3" in
+      *LocalNodeState*) cat "$STATE/state" 2>/dev/null || echo inactive ;;
+      *NodeID*) echo node-abc ;;
+    esac ;;
+  "swarm init"|"swarm join") echo active > "$STATE/state" ;;
+  "swarm join-token") echo "TOKEN-$4" ;;
+  "node inspect") [ -f "$STATE/node" ] || exit 1; [ "$3" = -f ] && cat "$STATE/node" ; exit 0 ;;
+  "node ps") : ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"),
+           "STATE": str(tmp_path)}
+
+    def go(*args, stdin="", state=None, node_role=None):
+        if state:
+            (tmp_path / "state").write_text(state + "\n")
+        if node_role:
+            (tmp_path / "node").write_text(node_role + "\n")
+        (tmp_path / "log").write_text("")
+        done = subprocess.run(swarm_argv(*args), input=stdin, env=env, capture_output=True, text=True, timeout=20)
+        calls = (tmp_path / "log").read_text().splitlines()
+        return done, [c for c in calls if not c.startswith("info")]
+    return go
+
+
+def test_init_creates_a_swarm_and_prints_the_node_id(run):
+    done, calls = run("init", "10.0.0.10")
+    assert done.returncode == 0, done.stderr
+    assert calls == ["swarm init --advertise-addr 10.0.0.10 --listen-addr 10.0.0.10:2377"]
+    assert done.stdout.strip() == "node-abc"
+
+
+def test_init_is_idempotent(run):
+    done, calls = run("init", "10.0.0.10", state="active")
+    assert done.returncode == 0 and calls == []
+
+
+def test_join_reads_the_token_from_stdin(run):
+    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin="SECRET\n")
+    assert done.returncode == 0, done.stderr
+    assert calls == ["swarm join --advertise-addr 10.0.0.100 --token SECRET 10.0.0.10:2377"]
+
+
+def test_join_without_token_fails_clearly(run):
+    done, _ = run("join", "10.0.0.100", "10.0.0.10", stdin="")
+    assert done.returncode != 0 and "join token on stdin" in done.stderr
+
+
+def test_join_when_already_a_member_does_nothing(run):
+    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin="SECRET\n", state="active")
+    assert done.returncode == 0 and calls == []
+
+
+def test_tokens_are_printed_as_json(run):
+    done, _ = run("tokens", state="active")
+    assert done.stdout.strip() == '{"worker": "TOKEN-worker", "manager": "TOKEN-manager"}'
+
+
+def test_label_adds_every_label(run):
+    done, calls = run("label", "node-1", "phoenix.node=w1", "phoenix.role=worker")
+    assert calls == ["node update --label-add phoenix.node=w1 --label-add phoenix.role=worker node-1"]
+
+
+def test_remove_drains_before_removing(run):
+    done, calls = run("remove", "node-1", node_role="worker")
+    assert done.returncode == 0, done.stderr
+    assert calls[1] == "node update --availability drain node-1"
+    assert calls[-1] == "node rm --force node-1"
+    assert "node demote node-1" not in calls
+
+
+def test_remove_demotes_a_manager_first(run):
+    _, calls = run("remove", "node-1", node_role="manager")
+    assert calls.index("node demote node-1") < calls.index("node rm --force node-1")
+
+
+def test_remove_of_an_unknown_node_is_a_no_op(run):
+    done, calls = run("remove", "node-1")
+    assert done.returncode == 0 and calls == ["node inspect node-1"]
+
+
+def test_unknown_action_fails(run):
+    done, _ = run("explode")
+    assert done.returncode != 0 and "unknown action" in done.stderr
