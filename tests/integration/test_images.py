@@ -2,7 +2,7 @@
 
 Build everything with `images/build.sh all` (starts the engine with scripts/engine.sh).
 Every container, network and volume created here is named pst-*-<random> and labelled
-io.pulumi-swarm.test=1; fixture finalizers remove them.
+io.phoenix.test=1; fixture finalizers remove them.
 """
 
 import io
@@ -22,7 +22,7 @@ BASE_IMAGE = "local/python-base:bookworm"
 REGISTRY_IMAGE = "local/registry:bookworm"
 APP_IMAGE = "local/sample-app:1"
 BUILD_TARGET = {NODE_IMAGE: "node", BASE_IMAGE: "base", REGISTRY_IMAGE: "registry", APP_IMAGE: "app"}
-TEST_LABEL = "io.pulumi-swarm.test=1"
+TEST_LABEL = "io.phoenix.test=1"
 # The docker-in-docker run options the project uses where --privileged is not allowed.
 DIND_OPTS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
              "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
@@ -51,7 +51,7 @@ def _engine_problem():
 
 
 _PROBLEM = _engine_problem()
-pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
+pytestmark = [pytest.mark.engine, pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")]
 
 
 def require(*images):
