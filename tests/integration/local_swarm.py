@@ -295,6 +295,10 @@ def destroy(stack: str) -> None:
             docker(kind, "rm", *names, check=False)
 
 
+def outputs_path(stack: str) -> Path:
+    return ROOT / "build" / f"harness-{stack}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down"])
@@ -304,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action == "down":
         destroy(args.stack)
+        outputs_path(args.stack).unlink(missing_ok=True)
         return 0
     cluster = LocalSwarm(args.stack, workers=args.workers)
     t0 = time.monotonic()
@@ -312,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_app:
         cluster.deploy_app()
         cluster.wait_app()
-    print(json.dumps({**cluster.outputs(), "seconds": round(time.monotonic() - t0, 1)}, indent=2))
+    outputs = {**cluster.outputs(), "seconds": round(time.monotonic() - t0, 1)}
+    path = outputs_path(args.stack)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(outputs, indent=2))
+    print(json.dumps(outputs, indent=2))
+    print(f"outputs written to {path} (PHOENIX_OUTPUTS={path} points the infra tests at it)", file=sys.stderr)
     return 0
 
 

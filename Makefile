@@ -1,0 +1,50 @@
+# The two commands of the README: `make up` (a local cluster with the sample app) and `make test`.
+# Everything else is a step of theirs, usable on its own.
+SHELL := /bin/bash
+STACK ?=
+PY := .venv/bin/python
+PULUMI_ENV := source scripts/pulumi-env.sh &&
+
+.PHONY: up destroy test unit venv engine images toolchain bench status drills harness-up harness-down vm-deps clean
+
+up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi up` (STACK=local|local-airgap|...)
+	STACK=$(STACK) scripts/up.sh
+
+destroy:       ## remove everything the stack made
+	$(PULUMI_ENV) pulumi destroy --yes --stack $(or $(STACK),local)
+
+test:          ## all tests this machine allows, with their set-up (what CI runs)
+	scripts/test.sh
+
+unit: venv     ## the unit tests only (mocks, no Docker, seconds)
+	$(PY) -m pytest tests/unit -q
+
+venv:
+	scripts/venv.sh
+
+engine:        ## install and start a Docker engine when none answers (root)
+	scripts/engine.sh
+
+images:        ## build the air-gapped node, base, registry and app images from Debian packages
+	images/build.sh all
+
+toolchain:     ## build the Pulumi CLI and plugins from the Go module proxy (docs/airgap.md)
+	bash scripts/toolchain.sh
+
+vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
+	bash scripts/vm-deps.sh
+
+bench: venv images   ## time to ready and recovery times, against the bare-docker baseline
+	$(PY) scripts/bench.py
+
+status: venv   ## nodes, services and the last phoenix action of STACK at a glance
+	$(PULUMI_ENV) $(PY) scripts/status.py $(STACK)
+
+harness-up: venv images   ## a local Swarm through the project's bootstrap, without the Pulumi engine
+	$(PY) -m tests.integration.local_swarm up --stack harness
+
+harness-down:
+	$(PY) -m tests.integration.local_swarm down --stack harness
+
+help:
+	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'

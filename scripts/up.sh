@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make up`: from a fresh machine to a running local cluster with the sample app.
+#   venv -> Docker engine -> Pulumi CLI (built offline when missing) -> images when air-gapped
+#   -> stack select/create -> pulumi up.
+# STACK picks the stack (stacks/Pulumi.<STACK>.yaml). Unset, it is `local` when the official
+# docker:dind image can be had, else `local-airgap` (images built from Debian packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "up.sh: $*" >&2; }
+
+scripts/venv.sh
+docker info >/dev/null 2>&1 || scripts/engine.sh
+# shellcheck source=scripts/pulumi-env.sh
+source scripts/pulumi-env.sh
+if ! command -v pulumi >/dev/null 2>&1; then
+  say "no pulumi CLI on PATH: building the air-gapped toolchain (docs/airgap.md)"
+  bash scripts/toolchain.sh
+  source scripts/pulumi-env.sh
+fi
+
+if [ -z "${STACK:-}" ]; then
+  if docker image inspect docker:27-dind >/dev/null 2>&1 || timeout 60 docker pull -q docker:27-dind >/dev/null 2>&1; then
+    STACK=local
+  else
+    STACK=local-airgap
+    say "docker:27-dind cannot be pulled here: using the air-gapped stack $STACK"
+  fi
+fi
+[ -f "stacks/Pulumi.$STACK.yaml" ] || { say "no stacks/Pulumi.$STACK.yaml"; exit 2; }
+if grep -q 'local/' "stacks/Pulumi.$STACK.yaml"; then
+  images/build.sh node base registry
+fi
+
+pulumi stack select --create "$STACK" >/dev/null
+say "pulumi up --stack $STACK"
+pulumi up --yes --skip-preview --stack "$STACK" "$@"
+pulumi stack output --stack "$STACK"
