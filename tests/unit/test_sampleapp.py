@@ -138,8 +138,10 @@ def test_web_502_when_api_down(servers):
     assert get(url(w, "/readyz"))[0] == 200  # web readiness does not depend on the api
 
 
-def test_probe(servers):
+def test_probe(servers, monkeypatch):
     ok = servers(cfg("api"), api.ApiHandler)
+    monkeypatch.setenv("PORT", str(ok.server_address[1]))
+    assert probe.main(["auto", "/healthz"]) == 0  # "auto" = $PORT when set
     bad = servers(cfg("api", fail_healthz=True), api.ApiHandler)
     assert probe.main([str(ok.server_address[1]), "/healthz"]) == 0
     assert probe.main([str(ok.server_address[1]), "readyz"]) == 0
@@ -153,7 +155,7 @@ def test_graceful_shutdown_finishes_in_flight(servers):
     result = {}
 
     def slow():
-        result["r"] = get(url(s, "/api/whoami?delay=0.3"))
+        result["r"] = get(url(s, "/api/whoami?delay=0.2"))
 
     t = threading.Thread(target=slow)
     t.start()
@@ -182,7 +184,7 @@ def test_sigterm_subprocess_exits_0_after_in_flight():
                 assert time.monotonic() < deadline and p.poll() is None, "api did not start"
                 time.sleep(0.02)
         result = {}
-        t = threading.Thread(target=lambda: result.update(r=get(f"http://127.0.0.1:{port}/api/whoami?delay=0.3")))
+        t = threading.Thread(target=lambda: result.update(r=get(f"http://127.0.0.1:{port}/api/whoami?delay=0.2")))
         t.start()
         time.sleep(0.1)
         p.send_signal(signal.SIGTERM)
@@ -191,7 +193,7 @@ def test_sigterm_subprocess_exits_0_after_in_flight():
         assert p.returncode == 0, out
         assert result["r"][0] == 200 and json.loads(result["r"][1])["node"] == "n9"
         lines = out.splitlines()
-        assert any("GET /api/whoami?delay=0.3 200" in ln for ln in lines), out  # one line per request
+        assert any("GET /api/whoami?delay=0.2 200" in ln for ln in lines), out  # one line per request
         assert any("SIGTERM" in ln for ln in lines), out
     finally:
         if p.poll() is None:
