@@ -32,7 +32,7 @@ class Cluster(pulumi.ComponentResource):
 
         if cfg.substrate == "docker":
             nodes = DockerNodes(cfg.stack, {
-                "config": cfg.nodes, "runtime": orchestrator.container_runtime(cfg),
+                "config": cfg.nodes, "runtime": orchestrator.container_runtime(cfg, child),
                 "bind_address": cfg.app.bind_address, "labels": cfg.labels}, child)
         else:
             from components.nodes.hosts import host_nodes

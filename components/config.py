@@ -24,14 +24,39 @@ ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
 DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
-# Ports the node layer must leave free for the orchestrators and the registry.
-RESERVED_PORTS = {2377, 7946, 4789, 6443, 10250}
+# Ports the node layer must leave free for the orchestrators and the registry (Swarm: 2377, 7946,
+# 4789; k3s: API 6443, agent load balancer 6444, etcd 2379-2380, flannel VXLAN 8472, kubelet 10250).
+RESERVED_PORTS = {2377, 7946, 4789, 6443, 6444, 2379, 2380, 8472, 10250}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 
 
 class ConfigError(ValueError):
     """Raised with one line per bad key; nothing has been created when it is raised."""
+
+
+def k3s_image_tag(version: str) -> str:
+    """The rancher/k3s image tag of a k3s release (image tags cannot hold '+')."""
+    return version.replace("+", "-")
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(repository, tag) of an image reference; tag is '' when absent (a registry port is no tag)."""
+    repo, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return image, ""
+    return repo, tag
+
+
+def airgap_problems(directory: str) -> list[str]:
+    """What a k3s air-gap directory lacks: the k3s binary, install.sh and the images tarball."""
+    root = Path(directory)
+    if not root.is_dir():
+        return ["not a directory on the Pulumi host"]
+    problems = [f"{name} missing" for name in ("k3s", "install.sh") if not (root / name).is_file()]
+    if not any(p.is_file() for p in root.glob("k3s-airgap-images-*")):
+        problems.append("no k3s-airgap-images-<arch>.tar(.zst|.gz)")
+    return problems
 
 
 def declared() -> dict[str, dict[str, Any]]:
@@ -78,6 +103,8 @@ class NodesConfig:
     ssh_user: str
     hosts: tuple[SshHost, ...] = ()
     cloud: CloudConfig | None = None
+    ssh_public_key: str = ""
+    """OpenSSH public key of the VMs (substrate cloud)."""
 
     @property
     def count(self) -> int:
@@ -248,7 +275,8 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     substrate = r.choice("substrate", SUBSTRATES)
     managers = r.int_range("managers", 1, 7, " (an odd number: Raft/etcd need a majority)")
     if managers % 2 == 0:
-        r.bad("managers", managers, "expected an odd number (1, 3, 5 or 7) so that a majority survives a failure")
+        r.bad("managers", managers, "expected an odd number (1, 3, 5 or 7) so that a majority survives a failure "
+              "(Swarm's Raft, k3s's embedded etcd)")
     workers = r.int_range("workers", 0, 50)
 
     image = r.get("nodeImage") or DEFAULT_NODE_IMAGES[orchestrator]
@@ -288,6 +316,9 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         if hosts and managers % 2 == 0:
             r.bad("hosts", [h.name for h in hosts], "an odd number (1, 3, 5) of hosts with role manager")
     cloud = _cloud(r) if substrate == "cloud" else None
+    ssh_public_key = r.get("sshPublicKey").strip()
+    if substrate == "cloud" and not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", ssh_public_key):
+        r.bad("sshPublicKey", ssh_public_key, f"substrate cloud needs the OpenSSH public key of phoenix:sshPrivateKey: pulumi config set {PROJECT}:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\"")
     if substrate != "docker" and "sshPrivateKey" not in raw:
         r.bad("sshPrivateKey", None, f"substrate {substrate} needs it: pulumi config set --secret {PROJECT}:sshPrivateKey < ~/.ssh/id_ed25519")
 
@@ -303,14 +334,16 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         r.bad("bindAddress", bind, "an IPv4 address such as 127.0.0.1 (local only) or 0.0.0.0 (all interfaces)")
     endpoint_mode = r.choice("endpointMode", ENDPOINT_MODES)
 
-    autoscale_max = r.get("autoscaleMax")
+    autoscale_max = r.int_range("autoscaleMax", 1, 100)
     for s, n in replicas.items():
         if autoscale_max < n:
             r.bad("autoscaleMax", autoscale_max, f"at least phoenix:{s}Replicas ({n}): the autoscaler's minimum is the replica count")
     min_available = r.int_range("minAvailable", 0)
     for s, n in replicas.items():
-        if n > 1 and min_available >= n:
-            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain")
+        # A single replica is exempt on Swarm (no disruption budget there), not on k3s.
+        if min_available >= n and (n > 1 or orchestrator == "k3s"):
+            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain"
+                  + (": set phoenix:minAvailable to 0 or raise the replicas" if n == 1 else ""))
 
     phoenix_interval = r.int_range("phoenixInterval", 10, 86_400)
     phoenix_services = r.get("phoenixServices")
@@ -332,9 +365,22 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     airgap_dir = r.get("k3sAirgapDir")
     if airgap_dir and not airgap_dir.startswith("/"):
         r.bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
-    if orchestrator == "k3s" and "k3s" not in image.split(":")[0]:
+    elif airgap_dir and orchestrator == "k3s" and substrate != "docker":
+        problems = airgap_problems(airgap_dir)
+        if problems:
+            r.bad("k3sAirgapDir", airgap_dir, f"{'; '.join(problems)}: it needs the k3s binary (k3s), the images "
+                  "tarball and the install script (install.sh) of the phoenix:k3sVersion release")
+    if orchestrator == "k3s" and "k3s" not in split_image(image)[0]:
         r.bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
-    if orchestrator == "swarm" and "k3s" in image.split(":")[0]:
+    elif orchestrator == "k3s" and _K3S_VERSION.match(k3s_version):
+        # The official image is tagged by release: the tag follows phoenix:k3sVersion.
+        repo, tag = split_image(image)
+        if not tag:
+            image = f"{image}:{k3s_image_tag(k3s_version)}"
+        elif repo.endswith("rancher/k3s") and tag != k3s_image_tag(k3s_version):
+            r.bad("nodeImage", image, f"tag {k3s_image_tag(k3s_version)} to match phoenix:k3sVersion ({k3s_version}), "
+                  "or leave the tag out (it is then taken from phoenix:k3sVersion)")
+    if orchestrator == "swarm" and "k3s" in split_image(image)[0]:
         r.bad("nodeImage", image, "a docker-in-docker image such as docker:27-dind for orchestrator swarm")
     if not _NAME.match(stack.lower().replace("_", "-").replace(".", "-")[:32]):
         r.bad("(stack name)", stack, "a stack name made of letters, digits and '-'")
@@ -346,7 +392,7 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         managers=managers, workers=workers, image=image, privileged=privileged,
         cap_drop=tuple(cap_drop), milli_cpus=milli, memory_mb=memory, subnet=subnet,
         socket_dir=socket_dir, registry_image=registry_image, registry_port=registry_port,
-        ssh_user=ssh_user, hosts=hosts, cloud=cloud)
+        ssh_user=ssh_user, hosts=hosts, cloud=cloud, ssh_public_key=ssh_public_key)
     app = AppConfig(
         replicas=replicas, version=version, base_image=base_image, published_port=published,
         bind_address=bind, endpoint_mode=endpoint_mode, autoscale_max=autoscale_max,

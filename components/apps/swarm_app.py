@@ -52,7 +52,8 @@ class SwarmApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SwarmAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("phoenix:apps:SwarmApp", name, None, opts)
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), opts)
+        # Children inherit the component's provider (the Swarm manager) through their parent.
+        child = pulumi.ResourceOptions(parent=self)
         app, labels = args["app"], args["labels"]
         network = docker.Network(
             f"{name}-net", name=f"{name}-app", driver="overlay", attachable=True,

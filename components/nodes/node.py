@@ -25,6 +25,13 @@ class Connection(Protocol):
                 secret_stdout: bool = False, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         """A Pulumi command resource that runs `argv` on the node when created (and `delete` when deleted)."""
 
+    def pipe(self, name: str, producer: str, argv: Sequence[str], *, triggers: Sequence[pulumi.Input] | None = None,
+             opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
+        """A local command resource: `producer` (a shell line on the Pulumi host) piped into `argv` on the node.
+
+        Streams bytes the remote command's string stdin cannot carry (`docker save | docker load`).
+        """
+
 
 def _shell(to_argv, argv: pulumi.Input[Sequence[str]] | None, tolerate_failure: bool = False):
     """The shell line for an argv that may still be an Output (e.g. it names a node ID)."""
@@ -57,8 +64,13 @@ class DockerExec:
             delete=_shell(self.argv, delete, tolerate_failure=True),
             stdin=stdin,
             triggers=triggers,
+            # A secret stdout must not be streamed to the `pulumi up` log either.
+            logging=local.Logging.STDERR if secret_stdout else None,
             opts=_command_opts(opts, secret_stdout),
         )
+
+    def pipe(self, name, producer, argv, *, triggers=None, opts=None):
+        return local.Command(name, create=f"{producer} | {shlex.join(self.argv(argv))}", triggers=triggers, opts=opts)
 
 
 @dataclass(frozen=True)
@@ -71,11 +83,38 @@ class Ssh:
     private_key: pulumi.Input[str]
     key_file: str = "~/.ssh/id_ed25519"
     """Key file used by `argv` (tests and drills run the system ssh client)."""
+    known_hosts: Optional[str] = None
+    """known_hosts file of `argv` (None: the user's); host keys are accepted on first use."""
+
+    def _options(self, host_keys: Sequence[str]) -> list[str]:
+        return ["-p", str(self.port), "-o", "BatchMode=yes", *host_keys,
+                "-o", "ConnectTimeout=10", "-o", "ConnectionAttempts=3"]
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        return ["ssh", "-i", self.key_file, "-p", str(self.port), "-o", "BatchMode=yes",
-                "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10",
+        if not isinstance(self.host, str):
+            raise TypeError("Ssh.argv needs the host's address as a string; a host known only at deploy "
+                            "time (an Output) is reached through command() or pipe()")
+        known = ["-o", f"UserKnownHostsFile={self.known_hosts}"] if self.known_hosts else []
+        return ["ssh", "-i", self.key_file, *self._options([*known, "-o", "StrictHostKeyChecking=accept-new"]),
                 f"{self.user}@{self.host}", shlex.join(argv)]
+
+    def pipe_line(self, host: str, producer: str, argv: Sequence[str]) -> str:
+        """The shell line of `pipe` for a known host; the key comes from $PHOENIX_SSH_KEY.
+
+        The system ssh client needs the key as a file: the secret goes through the environment (never
+        the command line) into a private temporary file that lives as long as the command. Host keys
+        are not checked, as pulumi-command's remote commands do not check them either.
+        """
+        options = self._options(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                 "-o", "LogLevel=ERROR"])
+        return ('key=$(mktemp) && trap \'rm -f "$key"\' EXIT && printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$key" && '
+                f'{producer} | ssh -i "$key" {shlex.join([*options, f"{self.user}@{host}", shlex.join(argv)])}')
+
+    def pipe(self, name, producer, argv, *, triggers=None, opts=None):
+        return local.Command(name, create=pulumi.Output.from_input(self.host).apply(
+                                 lambda host: self.pipe_line(host, producer, argv)),
+                             environment={"PHOENIX_SSH_KEY": pulumi.Output.secret(self.private_key)},
+                             triggers=triggers, opts=opts)
 
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
         return remote.Command(
@@ -88,6 +127,7 @@ class Ssh:
             delete=_shell(list, delete, tolerate_failure=True),
             stdin=stdin,
             triggers=triggers,
+            logging=remote.Logging.STDERR if secret_stdout else None,
             opts=_command_opts(opts, secret_stdout),
         )
 

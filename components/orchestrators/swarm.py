@@ -103,8 +103,11 @@ class Swarm(pulumi.ComponentResource):
         })
 
 
-def container_runtime(cfg: ClusterConfig) -> NodeRuntime:
-    """What a Swarm node container runs: dockerd, with the entry port published by the first manager."""
+def container_runtime(cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions] = None) -> NodeRuntime:
+    """What a Swarm node container runs: dockerd, with the entry port published by the first manager.
+
+    `opts` is unused: Swarm needs no resource before its nodes exist (k3s creates its token there).
+    """
     return NodeRuntime(
         command=lambda ctx: dockerd_command(SHARED_DIR, ctx.registry, ctx.socket_gid),
         data_dir="/var/lib/docker",

@@ -17,6 +17,28 @@ from components.config import ClusterConfig, parse
 
 WORKER_TOKEN = "SWMTKN-1-worker-secret"
 MANAGER_TOKEN = "SWMTKN-1-manager-secret"
+K3S_TOKEN = "k3s-cluster-token-secret"
+# What `k3s.sh kubeconfig` prints: k3s's admin kubeconfig, pointed at the node itself.
+K3S_KUBECONFIG = """apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EtREFUQQ==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZLVNFQ1JFVA==
+"""
 
 
 def _script_action(command: str) -> tuple[str, list[str]]:
@@ -33,12 +55,16 @@ def _script_action(command: str) -> tuple[str, list[str]]:
 
 
 def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
+    if "secrets.token_hex" in args.inputs.get("create", ""):  # the k3s cluster token
+        return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
     action, rest = _script_action(args.inputs.get("create", ""))
     stdout = {
         "init": "node-" + (rest[0] if rest else "x"),
         "join": "node-" + (rest[0] if rest else "x"),
         "tokens": json.dumps({"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN}),
         "label": rest[0] if rest else "",
+        "kubeconfig": K3S_KUBECONFIG,
+        "wait-node": rest[0] if rest else "",
     }.get(action, "")
     return {"stdout": stdout, "stderr": ""}
 
@@ -48,7 +74,15 @@ OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict]] = {
     "command:remote:Command": _command_stdout,
     "docker:index/remoteImage:RemoteImage": lambda a: {"imageId": f"sha256:{a.inputs['name']}"},
     "docker:index/container:Container": lambda a: {"networkData": []},
+    # Hetzner Cloud: a server's public addresses (one stable TEST-NET-3 address per server name).
+    "hcloud:index/server:Server": lambda a: {"ipv4Address": server_ipv4(a.name), "ipv6Address": "2001:db8::1"},
 }
+SERVER_IPS: dict[str, str] = {}
+
+
+def server_ipv4(name: str) -> str:
+    """The mock public IPv4 of the hcloud server `name` (documentation range 203.0.113.0/24)."""
+    return SERVER_IPS.setdefault(name, f"203.0.113.{10 + len(SERVER_IPS) % 240}")
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -59,7 +93,9 @@ class Mocks(pulumi.runtime.Mocks):
         self.resources.append(args)
         outputs = dict(args.inputs)
         outputs.update(OUTPUTS.get(args.typ, lambda a: {})(args))
-        return [f"{args.name}-id", outputs]
+        # Hetzner Cloud ids are integers (network_id, firewall_ids take them as int).
+        rid = str(1000 + len(self.resources)) if args.typ.startswith("hcloud:") else f"{args.name}-id"
+        return [rid, outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}

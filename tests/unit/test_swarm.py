@@ -139,3 +139,13 @@ def test_replaced_machine_reruns_its_join(mocks):
     def check(_):
         assert "container-abc" in commands(mocks)["s-join-w1"][3]["triggers"]
     return settled(swarm.provider).apply(check)
+
+
+@pulumi.runtime.test
+def test_token_command_does_not_log_its_stdout(mocks):
+    swarm = Swarm("s", {"nodes": make_nodes()})
+
+    def check(_):
+        assert commands(mocks)["s-tokens"][3]["logging"] == "stderr"
+        assert "logging" not in commands(mocks)["s-init"][3]
+    return settled(swarm.provider).apply(check)

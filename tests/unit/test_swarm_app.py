@@ -124,3 +124,18 @@ def test_services_converge_before_up_returns(mocks, config, mode):
             s["convergeConfig"] == {"delay": "1s", "timeout": "3m"} or pytest.fail(f"{n} does not converge")
             for n, s in mocks.of(SERVICE).items()])
     inner()
+
+
+@pulumi.runtime.test
+def test_services_go_through_the_provider_given_to_the_component(mocks, config):
+    import pulumi_docker as docker
+    cfg = config()
+    provider = docker.Provider("manager", host="unix:///tmp/m0/docker.sock")
+    app = SwarmApp("app", {"services": sample_services(cfg.app), "image": "img", "app": cfg.app,
+                           "labels": cfg.labels}, pulumi.ResourceOptions(provider=provider))
+
+    def check(_):
+        for r in mocks.resources:
+            if r.typ in (SERVICE, "docker:index/network:Network"):
+                assert r.provider and "manager" in r.provider, f"{r.name} uses {r.provider!r}"
+    return settled(*app.services.values()).apply(check)

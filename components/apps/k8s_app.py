@@ -1,0 +1,209 @@
+"""The sample microservices rendered to Kubernetes (k3s).
+
+Every service of the definition (spec.sample_services) becomes, in one namespace:
+- a Deployment with the definition's replicas, image and command, liveness and readiness probes on
+  its /healthz and /readyz, a startup probe that gives a starting container the same grace as the
+  Swarm health check's start period, resource requests and limits, a rolling update that never goes
+  below the replica count (maxUnavailable 0, maxSurge from the definition; a new pod must stay ready
+  for the definition's monitor window), a soft spread across nodes, and NODE_NAME from the
+  downward API (the node a pod runs on, as Swarm's {{.Node.Hostname}});
+- a ClusterIP Service named like the service (so `http://api:8081` resolves as on Swarm);
+- a HorizontalPodAutoscaler between the replica count and phoenix:autoscaleMax (CPU; k3s bundles
+  metrics-server) and a PodDisruptionBudget keeping phoenix:minAvailable pods through drains.
+The entry service is reached through an Ingress of k3s's bundled Traefik. Nothing here repeats a
+replica count, port or probe of the definition.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.apps.spec import Probe, ServiceSpec
+from components.config import PROJECT, AppConfig
+
+NAMESPACE = "phoenix"
+INGRESS_CLASS = "traefik"
+"""The IngressClass of the Traefik that k3s deploys."""
+CPU_TARGET_PERCENT = 70
+"""Average CPU use (of requests) above which the autoscaler adds pods."""
+START_GRACE_FACTOR = 5
+"""Startup grace = this many times the liveness initial delay (at least 1 s), as Swarm's start period."""
+
+
+def validate(services: Sequence[ServiceSpec]) -> None:
+    """Refuse a definition Kubernetes cannot run as meant, naming the service, field and fix."""
+    problems = []
+    for s in services:
+        for kind, probe in (("liveness", s.liveness), ("readiness", s.readiness)):
+            if not probe.port:
+                problems.append(f"{s.name}: {kind} probe {probe.path} has no port; set it to the service port {s.port}")
+            elif probe.port != s.port:
+                problems.append(f"{s.name}: {kind} probe port {probe.port} is not the service port {s.port}; "
+                                "the container only listens on its service port")
+            if not probe.path.startswith("/"):
+                problems.append(f"{s.name}: {kind} probe path {probe.path!r} must start with '/'")
+        if s.replicas < 1:
+            problems.append(f"{s.name}: replicas {s.replicas} must be at least 1")
+        r = s.resources
+        if r.request_cpu_millis > r.cpu_millis or r.request_memory_mb > r.memory_mb:
+            problems.append(f"{s.name}: resource requests ({r.request_cpu_millis}m, {r.request_memory_mb}Mi) "
+                            f"exceed the limits ({r.cpu_millis}m, {r.memory_mb}Mi)")
+        if s.update.max_unavailable == 0 and s.update.max_surge == 0:
+            problems.append(f"{s.name}: update.max_surge and update.max_unavailable are both 0; a rollout could never progress")
+    entries = [s.name for s in services if s.entry]
+    if len(entries) != 1:
+        problems.append(f"exactly one entry service is needed, got {entries or 'none'}")
+    if problems:
+        raise ValueError("the app definition cannot be rendered to Kubernetes:\n  " + "\n  ".join(problems))
+
+
+def selector(s: ServiceSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": s.name, "app.kubernetes.io/part-of": PROJECT}
+
+
+def http_probe(p: Probe) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=p.path, port=p.port),
+        period_seconds=p.period_s, timeout_seconds=p.timeout_s, failure_threshold=p.failures,
+        initial_delay_seconds=p.initial_delay_s)
+
+
+def startup_probe(s: ServiceSpec) -> k8s.core.v1.ProbeArgs:
+    """Liveness's check every second during the start grace; liveness and readiness start after it."""
+    grace_s = max(s.liveness.initial_delay_s, 1) * START_GRACE_FACTOR
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=s.liveness.path, port=s.liveness.port),
+        period_seconds=1, timeout_seconds=s.liveness.timeout_s, failure_threshold=math.ceil(grace_s))
+
+
+def container(s: ServiceSpec, image: pulumi.Input[str]) -> k8s.core.v1.ContainerArgs:
+    r = s.resources
+    return k8s.core.v1.ContainerArgs(
+        name=s.name,
+        image=image,
+        image_pull_policy="IfNotPresent",
+        command=s.command,
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=s.port, protocol="TCP")],
+        env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in s.env.items()] + [
+            k8s.core.v1.EnvVarArgs(name="NODE_NAME", value_from=k8s.core.v1.EnvVarSourceArgs(
+                field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="spec.nodeName")))],
+        liveness_probe=http_probe(s.liveness),
+        readiness_probe=http_probe(s.readiness),
+        startup_probe=startup_probe(s),
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": f"{r.request_cpu_millis}m", "memory": f"{r.request_memory_mb}Mi"},
+            limits={"cpu": f"{r.cpu_millis}m", "memory": f"{r.memory_mb}Mi"}),
+        security_context=k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False),
+    )
+
+
+class K8sAppArgs(TypedDict):
+    services: Sequence[ServiceSpec]
+    """The app definition (spec.sample_services)."""
+    image: pulumi.Input[str]
+    """The sample app image as the nodes pull it."""
+    app: AppConfig
+    """Autoscaler bound and disruption budget (autoscaleMax, minAvailable)."""
+    labels: Mapping[str, str]
+    """Labels put on every object (stack and project)."""
+    namespace: NotRequired[str]
+    """Namespace of the app (default `phoenix`)."""
+
+
+class K8sApp(pulumi.ComponentResource):
+    """The app's namespace and, per service, Deployment, Service, autoscaler and disruption budget;
+    an Ingress for the entry service. Pass the cluster's provider in `opts`."""
+
+    def __init__(self, name: str, args: K8sAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:apps:K8sApp", name, None, opts)
+        services, app = list(args["services"]), args["app"]
+        validate(services)
+        labels = dict(args["labels"])
+        child = pulumi.ResourceOptions(parent=self)
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=args.get("namespace", NAMESPACE), labels=labels),
+            opts=child)
+        namespace = ns.metadata.name
+
+        def meta(s: ServiceSpec) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=s.name, namespace=namespace, labels={**labels, **selector(s)})
+
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        self.services: dict[str, k8s.core.v1.Service] = {}
+        self.autoscalers: dict[str, k8s.autoscaling.v2.HorizontalPodAutoscaler] = {}
+        self.budgets: dict[str, k8s.policy.v1.PodDisruptionBudget] = {}
+        for s in services:
+            match = k8s.meta.v1.LabelSelectorArgs(match_labels=selector(s))
+            self.deployments[s.name] = k8s.apps.v1.Deployment(
+                f"{name}-{s.name}",
+                metadata=meta(s),
+                spec=k8s.apps.v1.DeploymentSpecArgs(
+                    replicas=s.replicas,
+                    selector=match,
+                    min_ready_seconds=s.update.monitor_s,
+                    strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                        type="RollingUpdate",
+                        rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                            max_unavailable=s.update.max_unavailable, max_surge=s.update.max_surge)),
+                    template=k8s.core.v1.PodTemplateSpecArgs(
+                        metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **selector(s)}),
+                        spec=k8s.core.v1.PodSpecArgs(
+                            containers=[container(s, args["image"])],
+                            termination_grace_period_seconds=s.stop_grace_s,
+                            topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
+                                max_skew=1, topology_key="kubernetes.io/hostname",
+                                # Soft, as Swarm's spread preference: never leaves a replica unscheduled.
+                                when_unsatisfiable="ScheduleAnyway", label_selector=match)]))),
+                # The autoscaler owns the replica count once the Deployment exists; its minimum is the
+                # definition's replicas, so a changed count still takes effect through it.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
+            self.services[s.name] = k8s.core.v1.Service(
+                f"{name}-{s.name}-svc",
+                metadata=meta(s),
+                spec=k8s.core.v1.ServiceSpecArgs(
+                    type="ClusterIP", selector=selector(s),
+                    ports=[k8s.core.v1.ServicePortArgs(name="http", port=s.port, target_port="http", protocol="TCP")]),
+                opts=child)
+            self.autoscalers[s.name] = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-{s.name}-hpa",
+                metadata=meta(s),
+                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                        api_version="apps/v1", kind="Deployment", name=self.deployments[s.name].metadata.name),
+                    min_replicas=s.replicas,
+                    max_replicas=app.autoscale_max,
+                    metrics=[k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource", resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name="cpu", target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=CPU_TARGET_PERCENT)))]),
+                opts=child)
+            self.budgets[s.name] = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{s.name}-pdb",
+                metadata=meta(s),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(min_available=app.min_available, selector=match),
+                opts=child)
+
+        entry = next(s for s in services if s.entry)
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=entry.name, namespace=namespace, labels={**labels, **selector(entry)}),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=INGRESS_CLASS,
+                rules=[k8s.networking.v1.IngressRuleArgs(http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[
+                    k8s.networking.v1.HTTPIngressPathArgs(
+                        path="/", path_type="Prefix",
+                        backend=k8s.networking.v1.IngressBackendArgs(service=k8s.networking.v1.IngressServiceBackendArgs(
+                            name=self.services[entry.name].metadata.name,
+                            port=k8s.networking.v1.ServiceBackendPortArgs(number=entry.port))))]))]),
+            opts=child)
+
+        self.namespace = namespace
+        self.register_outputs({
+            "namespace": namespace,
+            "deployments": {k: v.metadata.name for k, v in self.deployments.items()},
+            "entry": entry.name,
+        })

@@ -1,0 +1,135 @@
+#!/bin/sh
+# k3s bootstrap, the one copy. Runs on a node as `sh -c "<this text>" k3s ACTION ARGS`, through
+# `docker exec` (container nodes: the rancher/k3s image, where k3s is already the container's
+# command) or SSH (hosts and VMs: k3s is installed here). Secrets (the cluster token, file contents)
+# arrive on stdin, never on the command line. Every action is idempotent. Busybox sh is enough.
+set -eu
+
+ROOT=${PHOENIX_K3S_ROOT:-}  # a scratch root for the script's own tests; empty on nodes
+TOKEN_FILE=$ROOT/etc/rancher/k3s/phoenix-token
+KUBECONFIG_FILE=$ROOT/etc/rancher/k3s/k3s.yaml
+IMAGES_DIR=$ROOT/var/lib/rancher/k3s/agent/images
+BIN_DIR=$ROOT/usr/local/bin
+INSTALL_URL=${PHOENIX_K3S_INSTALL_URL:-https://get.k3s.io}
+
+die() { echo "k3s: $*" >&2; exit 1; }
+log() { echo "k3s: $*" >&2; }
+
+# Root for writing /etc, /usr/local/bin and reading the admin kubeconfig; passwordless sudo otherwise.
+SUDO=
+if [ "$(id -u 2>/dev/null || echo 0)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || die "not root and no sudo on $(hostname): connect as root or allow passwordless sudo"
+  SUDO="sudo -n"
+fi
+
+kc() { $SUDO k3s kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+# wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds or time runs out.
+wait_for() {
+  limit=$1 what=$2; shift 2
+  i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -le "$limit" ] || die "$what on $(hostname) not reached in ${limit} s"
+    sleep 1
+  done
+}
+
+# put_file PATH MODE: stdin -> PATH (atomic; unchanged files are not touched, so k3s sees no change).
+put_file() {
+  tmp=$(mktemp)  # mode 0600 until it is in place
+  cat >"$tmp"
+  if $SUDO cmp -s "$tmp" "$1" 2>/dev/null; then rm -f "$tmp"; return 0; fi
+  $SUDO mkdir -p "$(dirname "$1")"
+  replace_file "$tmp" "$1" "$2"
+  rm -f "$tmp"
+}
+
+# replace_file SOURCE TARGET MODE: a copy renamed into place (also over a running binary).
+replace_file() {
+  $SUDO cp "$1" "$2.phoenix-new"
+  $SUDO chmod "$3" "$2.phoenix-new"
+  $SUDO mv -f "$2.phoenix-new" "$2"
+}
+
+# install_k3s ROLE VERSION AIRGAP_STAGE FLAGS...: the official install script (systemd/openrc
+# service), online or from the air-gap files staged on the host. The token is already in TOKEN_FILE.
+install_k3s() {
+  role=$1 version=$2 stage=$3; shift 3
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  if [ -n "$stage" ]; then
+    [ -f "$stage/install.sh" ] && [ -f "$stage/k3s" ] || die "air-gap files missing in $stage (install.sh, k3s)"
+    # Air-gap: binary and images tarball in place, install script from the same directory.
+    if ! $SUDO cmp -s "$stage/k3s" "$BIN_DIR/k3s" 2>/dev/null; then
+      $SUDO mkdir -p "$BIN_DIR"
+      replace_file "$stage/k3s" "$BIN_DIR/k3s" 0755
+    fi
+    have=$("$BIN_DIR/k3s" --version 2>/dev/null | head -n 1 || true)
+    case "$have" in
+      *" $version "*) ;;
+      *) die "the k3s binary from phoenix:k3sAirgapDir reports '$have', phoenix:k3sVersion is $version: use the same release" ;;
+    esac
+    $SUDO mkdir -p "$IMAGES_DIR"
+    for tarball in "$stage"/k3s-airgap-images-*; do
+      [ -f "$tarball" ] || die "no k3s-airgap-images-<arch>.tar(.zst|.gz) in $stage"
+      $SUDO cmp -s "$tarball" "$IMAGES_DIR/$(basename "$tarball")" 2>/dev/null || \
+        $SUDO cp "$tarball" "$IMAGES_DIR/"
+    done
+    cp "$stage/install.sh" "$work/install.sh"
+    skip=true
+  else
+    if command -v curl >/dev/null 2>&1; then
+      curl -sfL "$INSTALL_URL" -o "$work/install.sh" || die "could not download $INSTALL_URL (set phoenix:k3sAirgapDir for offline hosts)"
+    elif command -v wget >/dev/null 2>&1; then
+      wget -qO "$work/install.sh" "$INSTALL_URL" || die "could not download $INSTALL_URL (set phoenix:k3sAirgapDir for offline hosts)"
+    else
+      die "neither curl nor wget on $(hostname) to fetch $INSTALL_URL"
+    fi
+    skip=false
+  fi
+  # The install script keeps K3S_* variables in the service's env file: none is set here (the token
+  # is read from TOKEN_FILE). It restarts k3s only when the binary, unit or env file changed.
+  exec_line="$role"
+  for flag in "$@" "--token-file=$TOKEN_FILE"; do exec_line="$exec_line $flag"; done
+  $SUDO env INSTALL_K3S_VERSION="$version" INSTALL_K3S_SKIP_DOWNLOAD="$skip" \
+    INSTALL_K3S_EXEC="$exec_line" sh "$work/install.sh" >&2 || die "the k3s install script failed on $(hostname)"
+}
+
+action=${1:-}; [ $# -gt 0 ] && shift
+case "$action" in
+  put) # put PATH MODE, content on stdin
+    put_file "$ROOT$1" "$2"
+    echo "$1" ;;
+  install) # install server|agent VERSION AIRGAP_STAGE FLAGS..., token on stdin -> prints the node name
+    read -r token || die "install needs the cluster token on stdin"
+    [ -n "$token" ] || die "install got an empty cluster token"
+    printf '%s\n' "$token" | put_file "$TOKEN_FILE" 0600
+    unset token
+    install_k3s "$@"
+    if [ "$1" = server ]; then
+      wait_for 300 "the Kubernetes API" kc get --raw=/readyz
+    fi
+    hostname ;;
+  wait-server) # wait-server [SECONDS]: the local API server answers /readyz
+    wait_for "${1:-300}" "the k3s kubeconfig" $SUDO test -s "$KUBECONFIG_FILE"
+    wait_for "${1:-300}" "the Kubernetes API" kc get --raw=/readyz
+    echo ready ;;
+  kubeconfig) # the admin kubeconfig (server https://127.0.0.1:6443; the caller rewrites it)
+    wait_for 300 "the k3s kubeconfig" $SUDO test -s "$KUBECONFIG_FILE"
+    $SUDO cat "$KUBECONFIG_FILE" ;;
+  wait-node) # wait-node NAME [SECONDS] (on a server): node NAME registered and Ready
+    wait_for "${2:-300}" "node $1" kc get node "$1"
+    kc wait --for=condition=Ready "node/$1" --timeout="${2:-300}s" >/dev/null || \
+      die "node $1 did not become Ready in ${2:-300} s"
+    echo "$1" ;;
+  remove) # remove NAME (on a server): drain, then delete the node (an etcd member leaves with it)
+    kc get node "$1" >/dev/null 2>&1 || exit 0
+    kc drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2 || \
+      log "drain of $1 did not finish; deleting the node anyway"
+    kc delete node "$1" --wait=false >/dev/null ;;
+  uninstall) # on a host: the uninstall script the install script left (server or agent)
+    for script in "$BIN_DIR/k3s-uninstall.sh" "$BIN_DIR/k3s-agent-uninstall.sh"; do
+      [ -x "$script" ] && $SUDO "$script" >/dev/null 2>&1 || true
+    done ;;
+  *) die "unknown action '$action' (put, install, wait-server, kubeconfig, wait-node, remove, uninstall)" ;;
+esac

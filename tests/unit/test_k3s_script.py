@@ -1,0 +1,172 @@
+"""The k3s bootstrap script's logic, run by sh in a scratch root (PHOENIX_K3S_ROOT) against a fake
+`k3s` and a fake install script that log their calls: no k3s binary is needed."""
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.orchestrators.k3s import k3s_argv
+
+FAKE_K3S = r"""#!/bin/sh
+# Fake k3s: appends its argv to $LOG; answers from files in $STATE.
+echo "k3s $*" >> "$LOG"
+case "$1" in
+  --version) echo "k3s version ${FAKE_VERSION:-v1.31.4+k3s1} (0123abcd)"; echo "go version go1.22" ;;
+  kubectl)
+    shift
+    [ "$1" = --kubeconfig ] && shift 2
+    case "$1" in
+      get)
+        case "$2" in
+          --raw=/readyz) [ -f "$STATE/api-up" ] && echo ok || exit 1 ;;
+          node) [ -f "$STATE/node-$3" ] || exit 1 ;;
+        esac ;;
+      wait) exit 0 ;;
+      drain) exit 0 ;;
+      delete) rm -f "$STATE/node-$3" ;;
+    esac ;;
+esac
+exit 0
+"""
+
+FAKE_INSTALL = r"""#!/bin/sh
+# Fake install script: logs what it was asked to do, and whether a token came in its environment.
+echo "install EXEC=$INSTALL_K3S_EXEC SKIP=$INSTALL_K3S_SKIP_DOWNLOAD VERSION=$INSTALL_K3S_VERSION TOKEN_ENV=${K3S_TOKEN:-none}" >> "$LOG"
+touch "$STATE/api-up"
+"""
+
+TOKEN = "0123456789abcdef-secret"
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    bin_dir, root, state = tmp_path / "bin", tmp_path / "root", tmp_path / "state"
+    for d in (bin_dir, root, state):
+        d.mkdir()
+    (bin_dir / "k3s").write_text(FAKE_K3S)
+    (bin_dir / "k3s").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"),
+            "STATE": str(state), "PHOENIX_K3S_ROOT": str(root)}
+
+
+@pytest.fixture
+def run(env, tmp_path: Path):
+    def go(*args, stdin="", extra=None):
+        (tmp_path / "log").write_text("")
+        done = subprocess.run(k3s_argv(*args), input=stdin, env={**env, **(extra or {})},
+                              capture_output=True, text=True, timeout=30)
+        return done, (tmp_path / "log").read_text().splitlines()
+    return go
+
+
+@pytest.fixture
+def airgap(tmp_path: Path) -> Path:
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "k3s").write_text(FAKE_K3S)
+    (stage / "install.sh").write_text(FAKE_INSTALL)
+    (stage / "k3s-airgap-images-amd64.tar.zst").write_bytes(b"images")
+    return stage
+
+
+def root_file(env, path: str) -> Path:
+    return Path(env["PHOENIX_K3S_ROOT"] + path)
+
+
+def test_put_writes_the_file_with_its_mode_and_leaves_an_unchanged_one_alone(run, env):
+    done, _ = run("put", "/etc/rancher/k3s/registries.yaml", "0600", stdin="mirrors: {}\n")
+    assert done.returncode == 0, done.stderr
+    target = root_file(env, "/etc/rancher/k3s/registries.yaml")
+    assert target.read_text() == "mirrors: {}\n" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    before = target.stat().st_mtime_ns
+    os.utime(target, ns=(before - 10**9, before - 10**9))
+    done, _ = run("put", "/etc/rancher/k3s/registries.yaml", "0600", stdin="mirrors: {}\n")
+    assert done.returncode == 0 and target.stat().st_mtime_ns == before - 10**9, "unchanged content rewritten"
+
+
+def test_airgap_install_puts_binary_images_token_file_and_runs_the_local_install_script(run, env, airgap):
+    done, calls = run("install", "server", "v1.31.4+k3s1", str(airgap), "--node-name=s0", "--cluster-init",
+                      stdin=TOKEN + "\n")
+    assert done.returncode == 0, done.stderr
+    token_file = root_file(env, "/etc/rancher/k3s/phoenix-token")
+    assert token_file.read_text().strip() == TOKEN and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert root_file(env, "/usr/local/bin/k3s").read_text() == FAKE_K3S
+    assert root_file(env, "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst").read_bytes() == b"images"
+    (install,) = [c for c in calls if c.startswith("install ")]
+    assert install == (f"install EXEC=server --node-name=s0 --cluster-init --token-file={token_file} "
+                       "SKIP=true VERSION=v1.31.4+k3s1 TOKEN_ENV=none")
+    assert not any(TOKEN in c for c in calls), "the token appeared on a command line"
+    assert any("get --raw=/readyz" in c for c in calls), "a server install waits for its API"
+    assert done.stdout.strip() == os.uname().nodename
+
+
+def test_agent_install_does_not_wait_for_an_api(run, airgap):
+    done, calls = run("install", "agent", "v1.31.4+k3s1", str(airgap), "--server=https://10.0.0.10:6443",
+                      stdin=TOKEN + "\n")
+    assert done.returncode == 0, done.stderr
+    assert not any("readyz" in c for c in calls)
+    assert any("EXEC=agent --server=https://10.0.0.10:6443 --token-file=" in c for c in calls)
+
+
+def test_install_refuses_a_missing_token(run, airgap):
+    done, calls = run("install", "server", "v1.31.4+k3s1", str(airgap), stdin="")
+    assert done.returncode != 0 and "cluster token on stdin" in done.stderr
+    assert not any(c.startswith("install ") for c in calls)
+
+
+def test_airgap_binary_of_another_release_is_refused(run, airgap):
+    done, calls = run("install", "server", "v1.31.4+k3s1", str(airgap), stdin=TOKEN + "\n",
+                      extra={"FAKE_VERSION": "v1.30.2+k3s1"})
+    assert done.returncode != 0
+    assert "phoenix:k3sVersion is v1.31.4+k3s1" in done.stderr and "v1.30.2+k3s1" in done.stderr
+    assert not any(c.startswith("install ") for c in calls)
+
+
+def test_online_install_downloads_the_install_script(run, tmp_path, airgap):
+    done, calls = run("install", "agent", "v1.31.4+k3s1", "", "--server=https://10.0.0.10:6443", stdin=TOKEN + "\n",
+                      extra={"PHOENIX_K3S_INSTALL_URL": f"file://{airgap / 'install.sh'}"})
+    assert done.returncode == 0, done.stderr
+    assert any("SKIP=false VERSION=v1.31.4+k3s1" in c for c in calls)
+
+
+def test_wait_server_gives_up_with_the_reason(run, env):
+    root_file(env, "/etc/rancher/k3s").mkdir(parents=True)
+    root_file(env, "/etc/rancher/k3s/k3s.yaml").write_text("kubeconfig")
+    done, _ = run("wait-server", "2")
+    assert done.returncode != 0 and "the Kubernetes API" in done.stderr and "2 s" in done.stderr
+    Path(env["STATE"], "api-up").touch()
+    done, _ = run("wait-server", "2")
+    assert done.returncode == 0 and done.stdout.strip() == "ready"
+
+
+def test_kubeconfig_prints_the_admin_kubeconfig(run, env):
+    root_file(env, "/etc/rancher/k3s").mkdir(parents=True)
+    root_file(env, "/etc/rancher/k3s/k3s.yaml").write_text("apiVersion: v1\n")
+    done, _ = run("kubeconfig")
+    assert done.returncode == 0 and done.stdout == "apiVersion: v1\n"
+
+
+def test_wait_node_waits_for_the_node_then_for_ready(run, env):
+    done, _ = run("wait-node", "w1", "2")
+    assert done.returncode != 0 and "node w1" in done.stderr
+    Path(env["STATE"], "node-w1").touch()
+    done, calls = run("wait-node", "w1", "2")
+    assert done.returncode == 0 and done.stdout.strip() == "w1"
+    assert any("wait --for=condition=Ready node/w1" in c for c in calls)
+
+
+def test_remove_drains_then_deletes_and_is_idempotent(run, env):
+    Path(env["STATE"], "node-w2").touch()
+    done, calls = run("remove", "w2")
+    assert done.returncode == 0, done.stderr
+    kubectl = [c.split(" ", 4)[-1] for c in calls if "kubectl" in c]
+    assert kubectl[1].startswith("drain w2 --ignore-daemonsets") and kubectl[2].startswith("delete node w2")
+    done, calls = run("remove", "w2")
+    assert done.returncode == 0 and not any(" drain w2" in c for c in calls)
+
+
+def test_unknown_action_is_refused(run):
+    done, _ = run("frobnicate")
+    assert done.returncode != 0 and "unknown action 'frobnicate'" in done.stderr

@@ -1,0 +1,195 @@
+"""The sample app on Kubernetes under mocks: every container probed and bounded, rollouts that never
+dip below the replica count, autoscaler/disruption budget/Ingress from the stack config, and the same
+replicas, ports and probe paths as the Swarm rendering of the same definition."""
+import dataclasses
+
+import pulumi
+import pytest
+
+from components.apps.k8s_app import K8sApp, validate
+from components.apps.spec import Probe, sample_services
+from components.apps.swarm_app import SwarmApp
+from tests.unit.test_k3s import Recording, graph  # noqa: F401 (the `graph` fixture)
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+
+
+def render(config, **raw):
+    cfg = config(orchestrator="k3s", **raw)
+    services = sample_services(cfg.app)
+    app = K8sApp("app", {"services": services, "image": "reg:5000/phoenix/sample-app:abc", "app": cfg.app,
+                         "labels": cfg.labels})
+    return cfg, services, app
+
+
+def done(app: K8sApp) -> pulumi.Output:
+    """Resolves once every object of the app is registered."""
+    objects = [app.ingress, *app.deployments.values(), *app.services.values(), *app.autoscalers.values(),
+               *app.budgets.values()]
+    return pulumi.Output.all(*[o.urn for o in objects])
+
+
+def pod(inputs) -> dict:
+    return inputs["spec"]["template"]["spec"]
+
+
+@pulumi.runtime.test
+def test_every_container_has_probes_resources_and_the_spec_values(graph, config):
+    _, services, app = render(config)
+
+    def check(_):
+        deployments = graph.mocks.of(DEPLOYMENT)
+        assert sorted(deployments) == ["app-api", "app-web"]
+        for s in services:
+            d = deployments[f"app-{s.name}"]
+            assert d["metadata"]["name"] == s.name and d["metadata"]["namespace"] == "phoenix"
+            (c,) = pod(d)["containers"]
+            assert c["image"] == "reg:5000/phoenix/sample-app:abc"
+            assert c["command"] == ["python3", "-m", f"sampleapp.{s.name}"]
+            assert c["ports"] == [{"name": "http", "containerPort": s.port, "protocol": "TCP"}]
+            for key, probe in (("livenessProbe", s.liveness), ("readinessProbe", s.readiness)):
+                assert c[key]["httpGet"] == {"path": probe.path, "port": s.port}, key
+                assert c[key]["periodSeconds"] == probe.period_s and c[key]["failureThreshold"] == probe.failures
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": s.port}
+            assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 5
+            r = s.resources
+            assert c["resources"] == {
+                "requests": {"cpu": f"{r.request_cpu_millis}m", "memory": f"{r.request_memory_mb}Mi"},
+                "limits": {"cpu": f"{r.cpu_millis}m", "memory": f"{r.memory_mb}Mi"}}
+            env = {e["name"]: e for e in c["env"]}
+            assert {k: env[k]["value"] for k in s.env} == dict(s.env)
+            assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+            assert pod(d)["terminationGracePeriodSeconds"] == s.stop_grace_s
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_rolling_update_never_below_replicas_and_pods_spread_over_nodes(graph, config):
+    _, services, app = render(config, webReplicas=4)
+
+    def check(_):
+        for s in services:
+            d = graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"]
+            spec = d["spec"]
+            assert spec["strategy"] == {"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": s.update.max_surge}}
+            assert spec["minReadySeconds"] == s.update.monitor_s
+            labels = spec["selector"]["matchLabels"]
+            assert labels.items() <= spec["template"]["metadata"]["labels"].items()
+            (spread,) = pod(d)["topologySpreadConstraints"]
+            assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+            assert spread["labelSelector"]["matchLabels"] == labels
+            # The autoscaler owns the count after creation.
+            assert "spec.replicas" in graph.requests[f"app-{s.name}"].ignoreChanges
+        assert graph.mocks.of(DEPLOYMENT)["app-web"]["spec"]["replicas"] == 4
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_services_select_their_pods_on_the_spec_port(graph, config):
+    _, services, app = render(config)
+
+    def check(_):
+        for s in services:
+            svc = graph.mocks.of(SERVICE)[f"app-{s.name}-svc"]
+            d = graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"]
+            assert svc["metadata"]["name"] == s.name, "other services reach it by this DNS name"
+            assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
+            assert svc["spec"]["ports"] == [{"name": "http", "port": s.port, "targetPort": "http", "protocol": "TCP"}]
+        web = graph.mocks.of(DEPLOYMENT)["app-web"]
+        api_url = {e["name"]: e.get("value") for e in pod(web)["containers"][0]["env"]}["API_URL"]
+        assert api_url == "http://api:8081"
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_autoscaler_and_disruption_budget_follow_the_stack_config(graph, config):
+    _, services, app = render(config, webReplicas=3, apiReplicas=3, autoscaleMax=9, minAvailable=2)
+
+    def check(_):
+        for s in services:
+            hpa = graph.mocks.of(HPA)[f"app-{s.name}-hpa"]["spec"]
+            assert hpa["minReplicas"] == s.replicas == 3 and hpa["maxReplicas"] == 9
+            assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": s.name}
+            assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+            pdb = graph.mocks.of(PDB)[f"app-{s.name}-pdb"]["spec"]
+            assert pdb["minAvailable"] == 2
+            assert pdb["selector"]["matchLabels"] == graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"]["spec"]["selector"]["matchLabels"]
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_ingress_routes_everything_to_the_entry_service_through_traefik(graph, config):
+    _, services, app = render(config)
+
+    def check(_):
+        (ingress,) = graph.mocks.of(INGRESS).values()
+        spec = ingress["spec"]
+        assert spec["ingressClassName"] == "traefik"
+        (path,) = spec["rules"][0]["http"]["paths"]
+        assert path["path"] == "/" and path["pathType"] == "Prefix"
+        entry = next(s for s in services if s.entry)
+        assert path["backend"]["service"] == {"name": entry.name, "port": {"number": entry.port}}
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_swarm_and_kubernetes_agree_on_replicas_ports_and_probe_paths(graph, config):
+    cfg = config(orchestrator="k3s", webReplicas=5, apiReplicas=3, autoscaleMax=8)
+    services = sample_services(cfg.app)
+    k8s_app = K8sApp("k", {"services": services, "image": "img:1", "app": cfg.app, "labels": {}})
+    swarm_app = SwarmApp("s", {"services": services, "image": "img:1", "app": cfg.app, "labels": {}})
+
+    def check(_):
+        swarm = graph.mocks.of("docker:index/service:Service")
+        kube = graph.mocks.of(DEPLOYMENT)
+        for s in services:
+            sw, k = swarm[f"s-{s.name}"], kube[f"k-{s.name}"]
+            assert sw["mode"]["replicated"]["replicas"] == k["spec"]["replicas"] == s.replicas
+            health = sw["taskSpec"]["containerSpec"]["healthcheck"]["tests"]
+            (c,) = pod(k)["containers"]
+            # Swarm's health check runs the probe command against the same port and path.
+            assert health[-2:] == [str(int(c["livenessProbe"]["httpGet"]["port"])), c["livenessProbe"]["httpGet"]["path"]]
+            assert c["ports"][0]["containerPort"] == s.port
+            assert sw["taskSpec"]["containerSpec"]["commands"] == c["command"]
+            assert {k: v for k, v in sw["taskSpec"]["containerSpec"]["env"].items() if k != "NODE_NAME"} == \
+                {e["name"]: e["value"] for e in c["env"] if "value" in e}
+        entry = next(s for s in services if s.entry)
+        ports = swarm[f"s-{entry.name}"]["endpointSpec"]["ports"]
+        ingress = next(iter(graph.mocks.of(INGRESS).values()))
+        assert ports[0]["targetPort"] == ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["number"]
+    return pulumi.Output.all(done(k8s_app), *[s.urn for s in swarm_app.services.values()]).apply(check)
+
+
+# --- definitions Kubernetes cannot run as meant ----------------------------------------------------
+
+def test_a_probe_without_a_port_is_refused(config):
+    services = sample_services(config().app)
+    broken = [dataclasses.replace(services[0], readiness=Probe("/readyz", 0)), services[1]]
+    with pytest.raises(ValueError, match="api: readiness probe /readyz has no port; set it to the service port 8081"):
+        validate(broken)
+
+
+def test_a_probe_on_another_port_and_a_relative_path_are_refused(config):
+    services = sample_services(config().app)
+    broken = [dataclasses.replace(services[1], liveness=Probe("healthz", 9999)), services[0]]
+    with pytest.raises(ValueError) as err:
+        validate(broken)
+    assert "web: liveness probe port 9999 is not the service port 8080" in str(err.value)
+    assert "web: liveness probe path 'healthz' must start with '/'" in str(err.value)
+
+
+def test_exactly_one_entry_service(config):
+    services = sample_services(config().app)
+    with pytest.raises(ValueError, match="exactly one entry service"):
+        validate([s for s in services if not s.entry])
+
+
+def test_the_sample_definition_is_valid(config):
+    validate(sample_services(config(orchestrator="k3s").app))
