@@ -99,3 +99,21 @@ def test_a_worker_is_drained_then_removed_and_a_new_one_joins(local_swarm):
     new = local_swarm.add_worker()
     assert node_table(local_swarm)[new.name] == ("Ready", "Active", "")
     leader.sh("docker service rm pause >/dev/null")
+
+
+def test_three_managers_form_a_quorum_and_a_removed_manager_is_demoted_first():
+    from tests.integration.conftest import PROBLEM
+    from tests.integration.local_swarm import LocalSwarm
+    if PROBLEM:
+        pytest.skip(PROBLEM)
+    cluster = LocalSwarm("itha", managers=3, workers=0)
+    try:
+        cluster.start()
+        cluster.bootstrap()
+        status = cluster.leader.sh("docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'").split("\n")
+        assert sorted(s for s in status if s) == ["itha-m0 Leader", "itha-m1 Reachable", "itha-m2 Reachable"]
+        cluster.remove_node(next(n for n in cluster.nodes if n.name == "itha-m2"))
+        remaining = cluster.leader.sh("docker node ls --format '{{.Hostname}}'").split()
+        assert remaining == ["itha-m0", "itha-m1"] or sorted(remaining) == ["itha-m0", "itha-m1"]
+    finally:
+        cluster.down()
