@@ -73,7 +73,7 @@ def service_spec(name: str, port: int, replicas: int, env: Mapping[str, str], en
     return ServiceSpec(
         name=name, module=f"sampleapp.{name}", port=port, replicas=replicas,
         env={"PORT": str(port), **env}, entry=entry,
-        liveness=Probe("/healthz", port, period_s=2, failures=3, initial_delay_s=2),
+        liveness=Probe("/healthz", port, period_s=1, timeout_s=5, failures=3, initial_delay_s=2),
         readiness=Probe("/readyz", port, period_s=1, failures=1),
         resources=Resources(cpu_millis=250, memory_mb=96, request_cpu_millis=50, request_memory_mb=32))
 

@@ -52,8 +52,9 @@ class SwarmApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SwarmAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("phoenix:apps:SwarmApp", name, None, opts)
-        # Children inherit the component's provider (the Swarm manager) through their parent.
-        child = pulumi.ResourceOptions(parent=self)
+        # Children inherit the component's provider (the Swarm manager) through their parent. Services
+        # and networks have fixed names in the swarm: a replacement must free the name first.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         app, labels = args["app"], args["labels"]
         network = docker.Network(
             f"{name}-net", name=f"{name}-app", driver="overlay", attachable=True,
@@ -102,7 +103,7 @@ class SwarmApp(pulumi.ComponentResource):
                     healthcheck=_healthcheck(s),
                     stop_grace_period=_duration(s.stop_grace_s),
                 ),
-                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(name=network.id)],
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network.id)],
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=["node.role==manager"] if global_on_managers else [],
                     prefs=["spread=node.labels.phoenix.node"]),
@@ -124,5 +125,6 @@ class SwarmApp(pulumi.ComponentResource):
                 monitor=_duration(u.monitor_s), max_failure_ratio=str(u.max_failure_ratio), order=order),
             endpoint_spec=docker.ServiceEndpointSpecArgs(mode=endpoint_mode, ports=ports or None),
             # `pulumi up` returns once every replica runs, so the stack's outputs mean a working app.
-            converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout="3m"),
+            # (The provider cannot wait for global services: their task count follows the nodes.)
+            converge_config=None if global_on_managers else docker.ServiceConvergeConfigArgs(delay="1s", timeout="3m"),
             opts=opts)

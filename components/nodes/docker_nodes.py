@@ -86,6 +86,8 @@ class DockerNodes(pulumi.ComponentResource):
         super().__init__("phoenix:nodes:DockerNodes", name, None, opts)
         cfg, runtime = args["config"], args["runtime"]
         child = pulumi.ResourceOptions(parent=self)
+        # Containers, volumes and networks carry fixed names: a replacement must free the name first.
+        named = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         labels = dict(args["labels"])
 
         def label_args(cls, extra: Mapping[str, str] = {}):
@@ -95,7 +97,7 @@ class DockerNodes(pulumi.ComponentResource):
         network = docker.Network(
             f"{name}-net", name=f"phoenix-{name}", driver="bridge",
             ipam_configs=[docker.NetworkIpamConfigArgs(subnet=cfg.subnet, gateway=str(subnet[1]))],
-            labels=label_args(docker.NetworkLabelArgs), opts=child)
+            labels=label_args(docker.NetworkLabelArgs), opts=named)
 
         def fixed(offset: int) -> str:
             return str(subnet[offset])
@@ -105,14 +107,14 @@ class DockerNodes(pulumi.ComponentResource):
         registry_image = docker.RemoteImage(f"{name}-registry-image", name=cfg.registry_image,
                                             keep_locally=True, opts=child)
         registry_volume = docker.Volume(f"{name}-registry-data", name=f"phoenix-{name}-registry",
-                                        labels=label_args(docker.VolumeLabelArgs), opts=child)
+                                        labels=label_args(docker.VolumeLabelArgs), opts=named)
         registry_container = docker.Container(
             f"{name}-registry", name=f"phoenix-{name}-registry", image=registry_image.image_id,
             restart="unless-stopped",
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, ipv4_address=fixed(REGISTRY_OFFSET))],
             ports=[docker.ContainerPortArgs(internal=5000, external=cfg.registry_port, ip="127.0.0.1")],
             volumes=[docker.ContainerVolumeArgs(volume_name=registry_volume.name, container_path="/var/lib/registry")],
-            labels=label_args(docker.ContainerLabelArgs, {"io.phoenix.role": "registry"}), opts=child)
+            labels=label_args(docker.ContainerLabelArgs, {"io.phoenix.role": "registry"}), opts=named)
         self.registry = Registry(push=f"127.0.0.1:{cfg.registry_port}", pull=f"{fixed(REGISTRY_OFFSET)}:5000",
                                  ready=[registry_container])
 
@@ -128,7 +130,7 @@ class DockerNodes(pulumi.ComponentResource):
             ctx = NodeContext(node_name, role, address, self.registry.pull, gid)
             first = not self.nodes
             volume = docker.Volume(f"{node_name}-data", name=f"phoenix-{node_name}",
-                                   labels=label_args(docker.VolumeLabelArgs), opts=child)
+                                   labels=label_args(docker.VolumeLabelArgs), opts=named)
             shared = os.path.join(cfg.socket_dir, node_name)
             container = docker.Container(
                 node_name,
@@ -150,7 +152,7 @@ class DockerNodes(pulumi.ComponentResource):
                 uploads=[docker.ContainerUploadArgs(file=path, content=content)
                          for path, content in runtime.files(ctx).items()] or None,
                 labels=label_args(docker.ContainerLabelArgs, {"io.phoenix.role": role}),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[registry_container]))
+                opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(depends_on=[registry_container])))
             self.nodes.append(Node(
                 name=node_name, role=role, address=address, connection=DockerExec(node_name),
                 docker_host=f"unix://{shared}/docker.sock", public_address="127.0.0.1"

@@ -37,7 +37,7 @@ def test_every_service_has_a_health_check_on_healthz(mocks, config):
             health = spec["healthcheck"]
             assert health["tests"][:4] == ["CMD", "python3", "-m", "sampleapp.probe"], name
             assert health["tests"][-1] == "/healthz"
-            assert health["interval"] == "2s" and health["retries"] == 3
+            assert health["interval"] == "1s" and health["retries"] == 3
             assert spec["image"] == "reg:5000/phoenix/sample-app:abc"
             assert spec["env"]["NODE_NAME"] == "{{.Node.Hostname}}"
     return done.apply(check)
@@ -68,7 +68,7 @@ def test_limits_network_and_spread(mocks, config):
             task = s["taskSpec"]
             assert task["resources"]["limits"] == {"nanoCpus": 250_000_000, "memoryBytes": 96 * 1024 * 1024}
             assert task["resources"]["reservation"]["memoryBytes"] == 32 * 1024 * 1024
-            assert task["networksAdvanceds"] == [{"name": "app-net-id"}]
+            assert task["networksAdvanceds"] == [{"id": "app-net-id"}]
             assert task["placement"]["prefs"] == ["spread=node.labels.phoenix.node"]
     return done.apply(check)
 
@@ -104,6 +104,7 @@ def test_dnsrr_mode_publishes_an_edge_on_the_managers_in_host_mode(mocks, config
         services = mocks.of(SERVICE)
         edge = services["app-edge"]
         assert edge["mode"] == {"global": True}
+        assert "convergeConfig" not in edge  # the provider refuses convergence on global services
         assert edge["taskSpec"]["placement"]["constraints"] == ["node.role==manager"]
         assert edge["endpointSpec"] == {"mode": "dnsrr", "ports": [
             {"targetPort": EDGE_PORT, "publishedPort": 9000, "publishMode": "host"}]}
@@ -122,7 +123,7 @@ def test_services_converge_before_up_returns(mocks, config, mode):
         app, done = build(config, endpointMode=mode)
         return done.apply(lambda _: [
             s["convergeConfig"] == {"delay": "1s", "timeout": "3m"} or pytest.fail(f"{n} does not converge")
-            for n, s in mocks.of(SERVICE).items()])
+            for n, s in mocks.of(SERVICE).items() if "replicated" in s["mode"]])
     inner()
 
 

@@ -50,7 +50,7 @@ def run(tmp_path: Path):
 def test_init_creates_a_swarm_and_prints_the_node_id(run):
     done, calls = run("init", "10.0.0.10")
     assert done.returncode == 0, done.stderr
-    assert calls == ["swarm init --advertise-addr 10.0.0.10 --listen-addr 10.0.0.10:2377"]
+    assert calls == ["swarm init --advertise-addr 10.0.0.10 --listen-addr 10.0.0.10:2377 --dispatcher-heartbeat 1s"]
     assert done.stdout.strip() == "node-abc"
 
 

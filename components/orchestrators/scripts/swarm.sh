@@ -21,7 +21,10 @@ action=${1:-}; [ $# -gt 0 ] && shift
 case "$action" in
   init) # init ADVERTISE_ADDR -> prints this node's swarm ID
     wait_docker
-    [ "$(state)" = active ] || docker swarm init --advertise-addr "$1" --listen-addr "$1:2377" >/dev/null
+    # Heartbeat 1 s (default 5 s): a lost node is declared down after ~3 missed beats, i.e. in about
+    # 3 s instead of 15 s, and its tasks are rescheduled that much sooner.
+    [ "$(state)" = active ] || docker swarm init --advertise-addr "$1" --listen-addr "$1:2377" \
+      --dispatcher-heartbeat 1s >/dev/null
     node_id ;;
   tokens) # -> {"worker": ..., "manager": ...}
     wait_docker
