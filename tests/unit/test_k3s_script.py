@@ -134,10 +134,10 @@ def test_online_install_downloads_the_install_script(run, tmp_path, airgap):
 def test_wait_server_gives_up_with_the_reason(run, env):
     root_file(env, "/etc/rancher/k3s").mkdir(parents=True)
     root_file(env, "/etc/rancher/k3s/k3s.yaml").write_text("kubeconfig")
-    done, _ = run("wait-server", "2")
-    assert done.returncode != 0 and "the Kubernetes API" in done.stderr and "2 s" in done.stderr
+    done, _ = run("wait-server", "1")
+    assert done.returncode != 0 and "the Kubernetes API" in done.stderr and "1 s" in done.stderr
     Path(env["STATE"], "api-up").touch()
-    done, _ = run("wait-server", "2")
+    done, _ = run("wait-server", "1")
     assert done.returncode == 0 and done.stdout.strip() == "ready"
 
 
@@ -149,7 +149,7 @@ def test_kubeconfig_prints_the_admin_kubeconfig(run, env):
 
 
 def test_wait_node_waits_for_the_node_then_for_ready(run, env):
-    done, _ = run("wait-node", "w1", "2")
+    done, _ = run("wait-node", "w1", "1")
     assert done.returncode != 0 and "node w1" in done.stderr
     Path(env["STATE"], "node-w1").touch()
     done, calls = run("wait-node", "w1", "2")
