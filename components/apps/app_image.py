@@ -61,9 +61,8 @@ class AppImage(pulumi.ComponentResource):
         else:
             built = local.Command(f"{name}-build", create=build, triggers=[tag],
                                   opts=pulumi.ResourceOptions(parent=self))
-            loads = [local.Command(
-                f"{name}-load-{node.name}",
-                create=f"docker save {shlex.quote(local_ref)} | {shlex.join(node.connection.argv(['docker', 'load', '-q']))}",
+            loads = [node.connection.pipe(
+                f"{name}-load-{node.name}", f"docker save {shlex.quote(local_ref)}", ["docker", "load", "-q"],
                 triggers=[tag, *([node.replace_key] if node.replace_key is not None else [])],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[built, *node.ready]))
                 for node in args["nodes"]]

@@ -55,7 +55,8 @@ case "$action" in
     docker node inspect "$1" >/dev/null 2>&1 || exit 0
     docker node update --availability drain "$1" >/dev/null
     i=0
-    while [ -n "$(docker node ps -q --filter desired-state=running "$1")" ] && [ "$i" -lt 150 ]; do
+    # Desired states flip to shutdown at once; wait until no task of the node is still running.
+    while docker node ps --format '{{.CurrentState}}' "$1" | grep -q '^Running' && [ "$i" -lt 150 ]; do
       i=$((i + 1)); sleep 0.2
     done
     if [ "$(docker node inspect -f '{{.Spec.Role}}' "$1")" = manager ]; then

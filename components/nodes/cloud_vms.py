@@ -1,0 +1,153 @@
+"""Nodes as Hetzner Cloud VMs (substrate `cloud`).
+
+A private network and subnet (nodes talk over it, at fixed addresses: managers from .10, workers
+from .100 of the subnet), one firewall for the public interfaces, the SSH public key, and one server
+per node whose cloud-init user data prepares it (Debian's docker.io for swarm). Once the servers
+exist they are SSH hosts: `SshHosts` prepares them (waits for cloud-init) and the orchestrator
+bootstraps them over SSH at their public IPv4, advertising their private address.
+
+Hetzner Cloud firewalls filter public interfaces only; traffic on the private network is not
+filtered. The firewall therefore opens from outside only SSH (from the admin CIDRs), the entry port
+(from anywhere) and, for k3s, the API on 6443 (admin CIDRs); the orchestrator's node-to-node ports
+are listed with the private network as their only source, so they are closed publicly and the rule
+set states the whole policy (docs/vms.md).
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Mapping, Optional, TypedDict
+
+import pulumi
+import pulumi_hcloud as hcloud
+import yaml
+
+from components.config import NodesConfig
+from components.nodes.docker_nodes import MANAGER_OFFSET, WORKER_OFFSET, node_names
+from components.nodes.node import Node
+from components.nodes.registry import Registry
+from components.nodes.ssh_hosts import HostSpec, SshHosts
+
+ANYWHERE = ["0.0.0.0/0", "::/0"]
+NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central",
+                 "ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
+
+# (protocol, port) the orchestrator's nodes use among themselves; `servers` only between servers.
+NODE_PORTS: Mapping[str, list[tuple[str, str]]] = {
+    "swarm": [("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789")],
+    "k3s": [("tcp", "6443"), ("udp", "8472"), ("tcp", "10250")],
+}
+SERVER_PORTS: Mapping[str, list[tuple[str, str]]] = {"swarm": [], "k3s": [("tcp", "2379-2380")]}
+
+
+def subnet_of(network_cidr: str) -> ipaddress.IPv4Network:
+    """The nodes' subnet: the first /24 of the network."""
+    network = ipaddress.ip_network(network_cidr)
+    if network.version != 4 or network.prefixlen > 24:
+        raise ValueError(f"cloud.networkCidr {network_cidr} must be an IPv4 network of /24 or larger")
+    return next(network.subnets(new_prefix=24))
+
+
+def private_addresses(network_cidr: str, managers: int, workers: int) -> list[str]:
+    """Fixed private address of each node, in node_names order (managers first)."""
+    subnet = subnet_of(network_cidr)
+    return [str(subnet[MANAGER_OFFSET + i]) for i in range(managers)] + \
+        [str(subnet[WORKER_OFFSET + i]) for i in range(workers)]
+
+
+def cloud_init(orchestrator: str) -> str:
+    """cloud-init user data: the node's prerequisites (scripts/prepare.sh checks them afterwards)."""
+    doc: dict = {"package_update": orchestrator == "swarm"}
+    if orchestrator == "swarm":
+        doc["packages"] = ["docker.io"]
+        doc["runcmd"] = [["systemctl", "enable", "--now", "docker"]]
+    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def firewall_rules(orchestrator: str, network_cidr: str, server_addresses: list[str],
+                   admin_cidrs: list[str], published_port: int) -> list[hcloud.FirewallRuleArgs]:
+    """Inbound rules: the public entry points, then the orchestrator's ports between nodes only."""
+    def rule(protocol: str, port: str, sources: list[str], description: str) -> hcloud.FirewallRuleArgs:
+        return hcloud.FirewallRuleArgs(direction="in", protocol=protocol, port=port, source_ips=sources,
+                                       description=description)
+
+    rules = [rule("tcp", "22", admin_cidrs, "ssh from admins"),
+             rule("tcp", str(published_port), ANYWHERE, "entry port")]
+    if orchestrator == "k3s":
+        rules.append(rule("tcp", "6443", admin_cidrs, "k3s api from admins"))
+    rules += [rule(p, port, [network_cidr], f"{orchestrator} between nodes") for p, port in NODE_PORTS[orchestrator]]
+    rules += [rule(p, port, [f"{a}/32" for a in server_addresses], f"{orchestrator} between servers")
+              for p, port in SERVER_PORTS[orchestrator]]
+    return rules
+
+
+class CloudVmsArgs(TypedDict):
+    config: NodesConfig
+    """Node counts, `cloud` (location, server type, image, network, admin CIDRs) and the SSH public key."""
+    orchestrator: str
+    """`swarm` or `k3s`: firewall ports and cloud-init packages."""
+    published_port: int
+    """The entry port, opened to everyone."""
+    private_key: pulumi.Input[str]
+    """The SSH private key (secret) matching `config.ssh_public_key`."""
+    labels: Mapping[str, str]
+    """Labels put on every Hetzner resource (stack and project)."""
+
+
+class CloudVms(pulumi.ComponentResource):
+    """Hetzner Cloud servers on a private network, then prepared and bootstrapped as SSH hosts."""
+
+    nodes: list[Node]
+    registry: Optional[Registry]
+    servers: list[hcloud.Server]
+
+    def __init__(self, name: str, args: CloudVmsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:nodes:CloudVms", name, None, opts)
+        cfg, orchestrator = args["config"], args["orchestrator"]
+        cloud = cfg.cloud
+        if cloud is None or not cfg.ssh_public_key:
+            raise ValueError("substrate cloud needs phoenix:cloud and phoenix:sshPublicKey")
+        child = pulumi.ResourceOptions(parent=self)
+        labels = dict(args["labels"])
+        names = node_names(name, cfg.managers, cfg.workers)
+        addresses = private_addresses(cloud.network_cidr, cfg.managers, cfg.workers)
+
+        network = hcloud.Network(f"{name}-net", name=f"phoenix-{name}", ip_range=cloud.network_cidr,
+                                 labels=labels, opts=child)
+        network_id = network.id.apply(int)
+        subnet = hcloud.NetworkSubnet(
+            f"{name}-subnet", network_id=network_id, type="cloud",
+            network_zone=NETWORK_ZONES.get(cloud.location, "eu-central"),
+            ip_range=str(subnet_of(cloud.network_cidr)), opts=child)
+        firewall = hcloud.Firewall(
+            f"{name}-firewall", name=f"phoenix-{name}", labels=labels,
+            rules=firewall_rules(orchestrator, cloud.network_cidr,
+                                 [a for (_, role), a in zip(names, addresses) if role == "manager"],
+                                 list(cloud.admin_cidrs), args["published_port"]),
+            opts=child)
+        key = hcloud.SshKey(f"{name}-key", name=f"phoenix-{name}", public_key=cfg.ssh_public_key,
+                            labels=labels, opts=child)
+
+        user_data = cloud_init(orchestrator)
+        self.servers, hosts = [], []
+        for (node_name, role), address in zip(names, addresses):
+            server = hcloud.Server(
+                node_name, name=node_name, server_type=cloud.server_type, image=cloud.image,
+                location=cloud.location, ssh_keys=[key.id], firewall_ids=[firewall.id.apply(int)],
+                networks=[hcloud.ServerNetworkArgs(network_id=network_id, ip=address)],
+                public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
+                user_data=user_data, labels={**labels, "io.phoenix.role": role},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet]))
+            self.servers.append(server)
+            hosts.append(HostSpec(name=node_name, role=role, address=server.ipv4_address, port=22, user="root",
+                                  node_address=address, ready=[server], replace_key=server.id))
+
+        ssh = SshHosts(f"{name}-hosts", {"hosts": hosts, "orchestrator": orchestrator,
+                                         "private_key": args["private_key"]}, child)
+        self.nodes = ssh.nodes
+        self.registry = None
+        self.network_id = network.id
+        self.register_outputs({
+            "nodes": [{"name": n.name, "role": n.role, "address": n.address,
+                       "publicAddress": n.public_address} for n in self.nodes],
+            "network": network.id,
+        })

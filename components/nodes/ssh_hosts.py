@@ -1,0 +1,100 @@
+"""Nodes as existing machines reached over SSH (substrate `ssh`, and cloud VMs once they exist).
+
+Each host becomes a `Node` whose Connection is `Ssh`: the orchestrator's bootstrap script runs there
+as pulumi-command remote commands, with the private key from the secret `phoenix:sshPrivateKey`.
+Before anything else, a `prepare` command runs on every host (scripts/prepare.sh): it installs the
+Docker Engine when the orchestrator is swarm and it is missing. Every node's `ready` holds ALL the
+prepare commands, so one unreachable or broken host fails `pulumi up` before any host inits or joins
+a cluster: nothing is left half-joined. There is no registry: app images are streamed to each host
+(`docker save | ssh ... docker load`, Connection.pipe).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, TypedDict, Union
+
+import pulumi
+
+from components.config import SshHost
+from components.nodes.node import Node, Ssh, script_argv
+from components.nodes.registry import Registry
+
+PREPARE_SCRIPT = (Path(__file__).parent / "scripts" / "prepare.sh").read_text()
+
+
+def prepare_argv(orchestrator: str, host: str) -> list[str]:
+    """argv that installs a host's prerequisites for `orchestrator` (scripts/prepare.sh)."""
+    return script_argv(PREPARE_SCRIPT, "prepare", orchestrator, host)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A machine to use as a node: where SSH reaches it, and where the other nodes do."""
+
+    name: str
+    role: str
+    address: pulumi.Input[str]
+    """Where SSH (and users, for published ports) reach the host."""
+    port: int = 22
+    user: str = "root"
+    node_address: Optional[pulumi.Input[str]] = None
+    """Where the other nodes reach it (a private network address); None: `address`."""
+    ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """Resources that must exist before the host can be reached (e.g. the VM)."""
+    replace_key: Optional[pulumi.Input[str]] = None
+    """Changes when the machine is replaced (a VM's id): preparation and bootstrap re-run then."""
+
+    @staticmethod
+    def of(host: SshHost) -> "HostSpec":
+        return HostSpec(name=host.name, role=host.role, address=host.address, port=host.port, user=host.user)
+
+
+class SshHostsArgs(TypedDict):
+    hosts: Sequence[Union[HostSpec, SshHost]]
+    """The machines, in any order (nodes come out managers first); names are unique."""
+    orchestrator: str
+    """`swarm` or `k3s`: what scripts/prepare.sh installs."""
+    private_key: pulumi.Input[str]
+    """The SSH private key (a secret Output, config.ssh_private_key())."""
+
+
+class SshHosts(pulumi.ComponentResource):
+    """Existing machines as nodes, each prepared for the orchestrator before anything joins."""
+
+    nodes: list[Node]
+    registry: Optional[Registry]
+    prepared: dict[str, pulumi.CustomResource]
+
+    def __init__(self, name: str, args: SshHostsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("phoenix:nodes:SshHosts", name, None, opts)
+        specs = [h if isinstance(h, HostSpec) else HostSpec.of(h) for h in args["hosts"]]
+        if not any(h.role == "manager" for h in specs):
+            raise ValueError("SSH hosts need at least one host with role manager")
+        specs.sort(key=lambda h: h.role != "manager")  # stable: managers first, config order kept
+        private_key = pulumi.Output.secret(args["private_key"])
+
+        connections = {h.name: Ssh(host=h.address, user=h.user, port=h.port, private_key=private_key) for h in specs}
+        self.prepared = {}
+        for h in specs:
+            # The first command on each host: reachability (dial_error_limit=3, per_dial_timeout=10 on
+            # the connection) and prerequisites; its error names the host and the reason.
+            self.prepared[h.name] = connections[h.name].command(
+                f"{name}-prepare-{h.name}", prepare_argv(args["orchestrator"], h.name),
+                triggers=[h.replace_key] if h.replace_key is not None else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(h.ready)))
+        prepared = list(self.prepared.values())
+
+        self.nodes = [Node(
+            name=h.name, role=h.role,
+            address=h.node_address if h.node_address is not None else h.address,
+            connection=connections[h.name],
+            docker_host=pulumi.Output.concat("ssh://", h.user, "@", h.address, ":", str(h.port)),
+            public_address=h.address,
+            ready=prepared,
+            replace_key=h.replace_key) for h in specs]
+        self.registry = None
+        self.register_outputs({
+            "nodes": [{"name": n.name, "role": n.role, "address": n.address} for n in self.nodes],
+        })
+
