@@ -30,7 +30,7 @@ step() {  # step NAME COMMAND...: run, time and record a set-up step
 step venv scripts/venv.sh || exit 1
 engine=0; step engine scripts/engine.sh && engine=1
 [ $engine = 1 ] && step images images/build.sh all
-if [ -e /dev/kvm ] && [ -f scripts/vm-deps.sh ]; then step vm-deps bash scripts/vm-deps.sh; fi
+if [ -e /dev/kvm ]; then step vm-deps bash scripts/vm-deps.sh && step vm-image images/vm/build.sh; fi
 # No kubernetes plugin: no k3s stack can run here (no k3s binary), and it takes over an hour cold.
 export PULUMI_TOOLCHAIN_PIECES=${PULUMI_TOOLCHAIN_PIECES:-cli python command docker}
 step toolchain bash scripts/toolchain.sh

@@ -17,6 +17,10 @@ from pulumi_command import local, remote
 class Connection(Protocol):
     """How to run a command on one node."""
 
+    @property
+    def uri(self) -> pulumi.Input[str]:
+        """The node as a testinfra host spec (docker://NAME, ssh://USER@HOST:PORT)."""
+
     def argv(self, argv: Sequence[str]) -> list[str]:
         """The local argv that runs `argv` on the node (stdin is passed through)."""
 
@@ -54,6 +58,10 @@ class DockerExec:
 
     container: str
 
+    @property
+    def uri(self) -> str:
+        return f"docker://{self.container}"
+
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["docker", "exec", "-i", self.container, *argv]
 
@@ -85,6 +93,10 @@ class Ssh:
     """Key file used by `argv` (tests and drills run the system ssh client)."""
     known_hosts: Optional[str] = None
     """known_hosts file of `argv` (None: the user's); host keys are accepted on first use."""
+
+    @property
+    def uri(self) -> pulumi.Output[str]:
+        return pulumi.Output.concat("ssh://", self.user, "@", self.host, ":", str(self.port))
 
     def _options(self, host_keys: Sequence[str]) -> list[str]:
         return ["-p", str(self.port), "-o", "BatchMode=yes", *host_keys,

@@ -217,7 +217,8 @@ class LocalSwarm:
 
     def outputs(self) -> dict:
         return {
-            "nodes": [{"name": n.name, "role": n.role, "address": n.address} for n in self.nodes],
+            "nodes": [{"name": n.name, "role": n.role, "address": n.address, "uri": n.connection.uri}
+                      for n in self.nodes],
             "managerAddress": self.leader.address,
             "appUrl": f"http://127.0.0.1:{self.cfg.app.published_port}/",
             "orchestrator": "swarm",
