@@ -5,7 +5,7 @@ STACK ?=
 PY := .venv/bin/python
 PULUMI_ENV := source scripts/pulumi-env.sh &&
 
-.PHONY: up destroy test unit venv engine images toolchain bench status drills harness-up harness-down vm-deps clean
+.PHONY: up destroy test unit venv engine images toolchain bench status drills harness-up harness-down vm-deps help
 
 up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi up` (STACK=local|local-airgap|...)
 	STACK=$(STACK) scripts/up.sh
@@ -35,7 +35,10 @@ vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
 	bash scripts/vm-deps.sh
 
 bench: venv images   ## time to ready and recovery times, against the bare-docker baseline
-	$(PY) scripts/bench.py
+	$(PY) -m pip install -q -r requirements-bench.txt && $(PY) scripts/bench.py
+
+drills: venv images  ## the fault drills against STACK, or a harness cluster when there is none
+	$(PY) -m pytest tests/drills -m engine -s
 
 status: venv   ## nodes, services and the last phoenix action of STACK at a glance
 	$(PULUMI_ENV) $(PY) scripts/status.py $(STACK)

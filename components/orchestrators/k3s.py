@@ -32,6 +32,7 @@ import yaml
 from pulumi_command import local, remote
 
 from components.apps.k8s_app import K8sApp
+from components.apps.phoenix import k8s_phoenix
 from components.apps.spec import ServiceSpec
 from components.config import PROJECT, ClusterConfig, ConfigError, airgap_problems
 from components.nodes.docker_nodes import MANAGER_OFFSET, NodeContext, NodeRuntime
@@ -329,7 +330,8 @@ def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Seque
         args.update(airgap_dir=cfg.k3s.airgap_dir, entry_port=cfg.app.published_port)
     cluster = K3s(f"{name}-k3s", args, opts)
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=cluster.provider))
-    K8sApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    app = K8sApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},
                       outputs={"kubernetesApi": cluster.api_url})

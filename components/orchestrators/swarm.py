@@ -15,6 +15,7 @@ from typing import Optional, Sequence, TypedDict
 import pulumi
 import pulumi_docker as docker
 
+from components.apps.phoenix import swarm_phoenix
 from components.apps.spec import ServiceSpec
 from components.apps.swarm_app import SwarmApp
 from components.config import ClusterConfig
@@ -121,5 +122,6 @@ def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Seque
     swarm = Swarm(f"{name}-swarm", {"nodes": nodes}, opts)
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
     SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
     return Deployment(manager_address=swarm.manager_address,
                       secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
