@@ -32,6 +32,14 @@ def source_hash(root: Path, *extra: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def pushed_digest(inspect_output: str, repository: str) -> str:
+    """`sha256:...` of `repository` among the RepoDigests lines of `docker image inspect`."""
+    for line in inspect_output.splitlines():
+        if line.startswith(repository + "@"):
+            return line.split("@", 1)[1].strip()
+    raise ValueError(f"no digest of {repository} in the push output: {inspect_output!r}")
+
+
 class AppImageArgs(TypedDict):
     base_image: str
     """FROM of the app image (python:3.12-slim online, local/python-base:bookworm air-gapped)."""
@@ -54,10 +62,15 @@ class AppImage(pulumi.ComponentResource):
         build = shlex.join(["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={args['base_image']}",
                             "-t", local_ref, str(APP_SOURCES)])
         if registry:
+            # The digest the push recorded goes into the reference: Swarm pins services to it, so the
+            # reference the program passes is the one the service reports back (no diff on re-apply).
             built = local.Command(
-                f"{name}-build", create=f"{build} && docker push -q {shlex.quote(local_ref)}",
+                f"{name}-build",
+                create=f"{build} && docker push -q {shlex.quote(local_ref)} && "
+                       f"docker image inspect -f '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' {shlex.quote(local_ref)}",
                 triggers=[tag], opts=pulumi.ResourceOptions(parent=self, depends_on=list(registry.ready)))
-            self.ref = built.stdout.apply(lambda _: f"{registry.pull}/{REPOSITORY}:{tag}")
+            self.ref = built.stdout.apply(lambda out: f"{registry.pull}/{REPOSITORY}:{tag}@"
+                                          + pushed_digest(out, f"{registry.push}/{REPOSITORY}"))
         else:
             built = local.Command(f"{name}-build", create=build, triggers=[tag],
                                   opts=pulumi.ResourceOptions(parent=self))

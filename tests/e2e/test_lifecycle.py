@@ -25,6 +25,11 @@ def labelled(kind: str) -> list[str]:
     return listing.stdout.split()
 
 
+def test_re_applying_the_converged_stack_changes_nothing():
+    done = pulumi("up", "--yes", "--expect-no-changes", "--skip-preview")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def swarm_nodes() -> list[str]:
     listing = subprocess.run(["docker", "exec", f"{STACK}-m0", "docker", "node", "ls", "--format",
                               "{{.Hostname}} {{.Status}}"], capture_output=True, text=True, timeout=60)
@@ -44,11 +49,6 @@ def test_adding_a_worker_joins_it_and_removing_it_drains_it_out_of_the_swarm():
     assert not any(line.startswith(new) for line in swarm_nodes()), "the removed worker is still in the swarm"
     assert labelled("container") and new not in subprocess.run(
         ["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
-
-
-def test_second_up_reports_no_changes():
-    done = pulumi("up", "--yes", "--expect-no-changes", "--skip-preview")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def test_destroy_leaves_no_container_network_or_volume():

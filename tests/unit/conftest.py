@@ -7,6 +7,7 @@ test (see the `mocks` fixture), never at import time.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Callable
 
@@ -54,9 +55,15 @@ def _script_action(command: str) -> tuple[str, list[str]]:
     return "", []
 
 
+APP_DIGEST = "sha256:" + "d" * 64
+
+
 def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
     if "secrets.token_hex" in args.inputs.get("create", ""):  # the k3s cluster token
         return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
+    pushed = re.search(r"docker push -q (\S+):", args.inputs.get("create", ""))
+    if pushed:  # the app image build: RepoDigests as `docker image inspect` prints them
+        return {"stdout": f"other/repo@sha256:{'0' * 64}\n{pushed.group(1)}@{APP_DIGEST}", "stderr": ""}
     action, rest = _script_action(args.inputs.get("create", ""))
     stdout = {
         "init": "node-" + (rest[0] if rest else "x"),

@@ -199,3 +199,31 @@ def test_sigterm_subprocess_exits_0_after_in_flight():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_edge_proxies_to_the_upstream_and_answers_its_own_health(servers, monkeypatch):
+    from sampleapp import edge
+    a = servers(cfg("api"), api.ApiHandler)
+    monkeypatch.setenv("UPSTREAM", f"127.0.0.1:{a.server_address[1]}")
+    e = servers(cfg("edge", container="c-edge"), edge.EdgeHandler)
+    status, body, _ = get(url(e, "/api/whoami"))
+    assert status == 200 and json.loads(body)["container"] == "c-api"
+    assert get(url(e, "/healthz"))[:2] == (200, "ok\n")
+
+
+def test_edge_answers_502_naming_the_upstream_when_no_replica_answers(servers, monkeypatch):
+    from sampleapp import edge
+    monkeypatch.setenv("UPSTREAM", f"127.0.0.1:{free_port()}")
+    e = servers(cfg("edge"), edge.EdgeHandler)
+    status, body, _ = get(url(e, "/"))
+    assert status == 502 and "no healthy 127.0.0.1:" in json.loads(body)["error"]
+
+
+def test_edge_skips_a_replica_that_refuses_the_connection(servers, monkeypatch):
+    from sampleapp import edge
+    live = servers(cfg("api"), api.ApiHandler)
+    dead = ("127.0.0.1", free_port())  # a replica that just stopped: nothing listens any more
+    monkeypatch.setattr(edge, "upstream_addresses", lambda _: [dead, ("127.0.0.1", live.server_address[1])])
+    e = servers(cfg("edge"), edge.EdgeHandler)
+    status, body, _ = get(url(e, "/api/whoami"))
+    assert status == 200 and json.loads(body)["service"] == "api"
