@@ -19,16 +19,11 @@ def drill_target():
     from scripts.swarm_state import Target, resolve
 
     stack = os.environ.get("PHOENIX_DRILL_STACK")
-    if not stack and os.environ.get("PHOENIX_LIVE") in ("pulumi", "harness"):
-        # scripts/test.sh's live cluster: PHOENIX_OUTPUTS (harness) or PHOENIX_STACK (pulumi).
-        stack = None if os.environ.get("PHOENIX_OUTPUTS") else os.environ.get("PHOENIX_STACK")
-        try:
-            target = resolve(stack)
-        except LookupError as err:
-            pytest.skip(str(err))
-        yield target
-        return
-    if stack:
+    live = os.environ.get("PHOENIX_LIVE") in ("pulumi", "harness")
+    if stack or live:
+        if not stack:
+            # scripts/test.sh's live cluster: PHOENIX_OUTPUTS (harness) or PHOENIX_STACK (pulumi).
+            stack = None if os.environ.get("PHOENIX_OUTPUTS") else os.environ.get("PHOENIX_STACK")
         try:
             target = resolve(stack)
         except LookupError as err:
