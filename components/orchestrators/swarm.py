@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence, TypedDict
+from typing import NotRequired, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_docker as docker
@@ -44,6 +44,8 @@ def dockerd_command(shared_dir: str, registry: str, socket_gid: int) -> list[str
 class SwarmArgs(TypedDict):
     nodes: Sequence[Node]
     """The cluster's nodes, managers first; the first manager inits the swarm."""
+    image: NotRequired[pulumi.Input[str]]
+    """An image every node pulls while the swarm forms, so that services need not wait for pulls."""
 
 
 class Swarm(pulumi.ComponentResource):
@@ -89,12 +91,16 @@ class Swarm(pulumi.ComponentResource):
                 parent=self, depends_on=joined,
                 delete=node_ids[node.name].apply(lambda i: swarm_argv("remove", i)) if node is not leader else None))
 
+        pulls = [node.run(f"{name}-pull-{node.name}",
+                          pulumi.Output.from_input(args["image"]).apply(lambda ref: swarm_argv("pull", ref)),
+                          parent=self) for node in nodes] if "image" in args else []
+
         self.manager_address = leader.address
         # The host becomes known only once the swarm exists, so no resource talks to the manager before.
         self.provider = docker.Provider(
             f"{name}-manager",
             host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=members))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*members, *pulls]))
         self.node_ids = node_ids
         self.register_outputs({
             "managerAddress": self.manager_address,
@@ -119,7 +125,7 @@ def container_runtime(cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions]
 def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
            image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
     """A swarm on `nodes` and the app's services on it, through the first manager."""
-    swarm = Swarm(f"{name}-swarm", {"nodes": nodes}, opts)
+    swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
     SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
     swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off

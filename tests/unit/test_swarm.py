@@ -149,3 +149,16 @@ def test_token_command_does_not_log_its_stdout(mocks):
         assert commands(mocks)["s-tokens"][3]["logging"] == "stderr"
         assert "logging" not in commands(mocks)["s-init"][3]
     return settled(swarm.provider).apply(check)
+
+
+@pulumi.runtime.test
+def test_every_node_pulls_the_app_image_while_the_swarm_forms(mocks):
+    swarm = Swarm("s", {"nodes": make_nodes(workers=2), "image": "reg:5000/app:1@sha256:d"})
+
+    def check(_):
+        cmds = commands(mocks)
+        pulls = {k: v for k, v in cmds.items() if v[1] == "pull"}
+        assert {v[0]: v[2] for v in pulls.values()} == {n: ["reg:5000/app:1@sha256:d"] for n in ("m0", "w1", "w2")}
+        # Pulls wait for their node only, not for init or joins: they overlap with the bootstrap.
+        assert all(DEPENDS_ON[k] == [] for k in pulls)
+    return settled(swarm.provider).apply(check)

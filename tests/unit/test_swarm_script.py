@@ -106,3 +106,9 @@ def test_remove_of_an_unknown_node_is_a_no_op(run):
 def test_unknown_action_fails(run):
     done, _ = run("explode")
     assert done.returncode != 0 and "unknown action" in done.stderr
+
+
+def test_pull_fetches_the_image_and_prints_it(run):
+    done, calls = run("pull", "reg:5000/app:1")
+    assert done.returncode == 0 and calls == ["pull -q reg:5000/app:1"]
+    assert done.stdout.strip() == "reg:5000/app:1"

@@ -63,7 +63,11 @@ case "$action" in
       docker node demote "$1" >/dev/null
     fi
     docker node rm --force "$1" >/dev/null ;;
+  pull) # pull IMAGE (on any node), while the swarm forms -> prints IMAGE
+    wait_docker
+    docker pull -q "$1" >/dev/null
+    echo "$1" ;;
   leave) # on the node itself
     docker swarm leave --force >/dev/null 2>&1 || true ;;
-  *) die "unknown action '$action' (init, tokens, join, label, remove, leave)" ;;
+  *) die "unknown action '$action' (init, tokens, join, label, remove, pull, leave)" ;;
 esac
