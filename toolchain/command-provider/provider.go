@@ -68,6 +68,15 @@ func knownToken(tok string) bool {
 	return tok == tokLocalCommand || tok == tokRemoteCommand || tok == tokCopyToRemote
 }
 
+// resourceType is the type token of a URN this provider serves, or an error naming the type.
+func resourceType(urn string) (string, error) {
+	tok := string(resource.URN(urn).Type())
+	if !knownToken(tok) {
+		return "", fmt.Errorf("unknown resource type %q", tok)
+	}
+	return tok, nil
+}
+
 func isCommand(tok string) bool { return tok == tokLocalCommand || tok == tokRemoteCommand }
 
 // runCtx is ctx, also cancelled by the Cancel RPC.
@@ -160,9 +169,9 @@ func (p *commandProvider) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empt
 // ---- resources --------------------------------------------------------------------------------
 
 func (p *commandProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	tok := string(resource.URN(req.GetUrn()).Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	news, err := unmarshal(req.GetNews(), "check.news")
 	if err != nil {
@@ -198,9 +207,9 @@ func equalInput(o, n resource.PropertyValue) bool {
 }
 
 func (p *commandProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	tok := string(resource.URN(req.GetUrn()).Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	olds, err := unmarshal(req.GetOlds(), "diff.olds")
 	if err != nil {
@@ -240,9 +249,9 @@ func (p *commandProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*
 
 func (p *commandProvider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
 	urn := resource.URN(req.GetUrn())
-	tok := string(urn.Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	news, err := unmarshal(req.GetProperties(), "create.properties")
 	if err != nil {
@@ -302,9 +311,9 @@ func (p *commandProvider) copy(ctx context.Context, tok string, inputs resource.
 
 func (p *commandProvider) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
 	urn := resource.URN(req.GetUrn())
-	tok := string(urn.Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	olds, err := unmarshal(req.GetOlds(), "update.olds")
 	if err != nil {
@@ -361,9 +370,9 @@ func (p *commandProvider) Update(ctx context.Context, req *pulumirpc.UpdateReque
 
 func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
 	urn := resource.URN(req.GetUrn())
-	tok := string(urn.Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	if !isCommand(tok) {
 		// CopyToRemote leaves the copied files in place, like pulumi-command.
@@ -389,9 +398,9 @@ func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReque
 
 // Read (refresh, import by `get`): the state is what the provider last recorded; nothing is run.
 func (p *commandProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	tok := string(resource.URN(req.GetUrn()).Type())
-	if !knownToken(tok) {
-		return nil, fmt.Errorf("unknown resource type %q", tok)
+	tok, err := resourceType(req.GetUrn())
+	if err != nil {
+		return nil, err
 	}
 	inputs := req.GetInputs()
 	if inputs == nil || len(inputs.GetFields()) == 0 {
