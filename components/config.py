@@ -23,6 +23,9 @@ SUBSTRATES = ("docker", "ssh", "cloud")
 ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
+# Hetzner Cloud locations and the network zone of each (a subnet must be in its servers' zone).
+HETZNER_NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central",
+                         "ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
 DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
 # Ports the node layer must leave free for the orchestrators and the registry (Swarm: 2377, 7946,
 # 4789; k3s: API 6443, agent load balancer 6444, etcd 2379-2380, flannel VXLAN 8472, kubelet 10250).
@@ -84,7 +87,8 @@ class CloudConfig:
     server_type: str = "cx22"
     image: str = "debian-12"
     network_cidr: str = "10.0.0.0/16"
-    admin_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    admin_cidrs: tuple[str, ...] = ()
+    """Sources allowed to SSH (and the k3s API); no default: the operator names them."""
 
 
 @dataclass(frozen=True)
@@ -256,11 +260,22 @@ def _cloud(r: _Reader) -> CloudConfig:
     if "admin_cidrs" in values:
         values["admin_cidrs"] = tuple(values["admin_cidrs"])
     cloud = CloudConfig(**values)
+    if cloud.location not in HETZNER_NETWORK_ZONES:
+        r.bad("cloud.location", cloud.location, "a Hetzner Cloud location: " + ", ".join(
+            f"{loc} ({zone})" for loc, zone in HETZNER_NETWORK_ZONES.items()))
     for key, cidr in [("cloud.networkCidr", cloud.network_cidr)] + [("cloud.adminCidrs", c) for c in cloud.admin_cidrs]:
         try:
-            ipaddress.ip_network(cidr)
+            network = ipaddress.ip_network(cidr)
         except ValueError:
             r.bad(key, cidr, "a CIDR such as 10.0.0.0/16")
+            continue
+        # SSH and the k3s API open to the whole Internet is never a default, nor accepted.
+        if key == "cloud.adminCidrs" and network.prefixlen == 0:
+            r.bad(key, cidr, "the addresses you administer from, such as 203.0.113.7/32: SSH and the k3s API "
+                  "are not opened to the whole Internet")
+    if not cloud.admin_cidrs:
+        r.bad("cloud.adminCidrs", raw.get("adminCidrs"), "a list of the CIDRs you administer from (SSH, k3s API), "
+              f"e.g. pulumi config set --path '{PROJECT}:cloud.adminCidrs[0]' 203.0.113.7/32")
     return cloud
 
 

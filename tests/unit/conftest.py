@@ -95,6 +95,8 @@ def server_ipv4(name: str) -> str:
 class Mocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
+        self.delete_first: set[str] = set()
+        """Names of resources registered with delete_before_replace."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(args)
@@ -112,10 +114,19 @@ class Mocks(pulumi.runtime.Mocks):
         return {r.name: r.inputs for r in self.resources if r.typ == typ}
 
 
+class _Monitor(pulumi.runtime.mocks.MockMonitor):
+    """Also records the resource options that never reach `Mocks.new_resource`."""
+
+    def RegisterResource(self, request):
+        if request.deleteBeforeReplace:
+            self.mocks.delete_first.add(request.name)
+        return super().RegisterResource(request)
+
+
 @pytest.fixture
 def mocks() -> Mocks:
     m = Mocks()
-    pulumi.runtime.set_mocks(m, project="phoenix", stack="test", preview=False)
+    pulumi.runtime.set_mocks(m, project="phoenix", stack="test", preview=False, monitor=_Monitor(m))
     return m
 
 

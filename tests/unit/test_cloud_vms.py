@@ -1,6 +1,8 @@
 """Hetzner Cloud VMs: network, firewall (exactly the orchestrator's ports), SSH key, servers with
 cloud-init, nodes at the servers' addresses, Swarm join wiring over SSH, the private key secret."""
 import json
+import re
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -193,3 +195,41 @@ def test_private_addresses_follow_the_container_offsets():
 def test_cloud_needs_the_public_key(config):
     with pytest.raises(ConfigError, match="sshPublicKey"):
         config(substrate="cloud", sshPrivateKey="(secret)", cloud=json.dumps({}))
+
+
+@pulumi.runtime.test
+def test_servers_and_key_are_deleted_before_they_are_replaced(mocks, config):
+    # Fixed names and private IPs: Hetzner refuses a second server with either while the old exists.
+    vms = build(config, managers=1, workers=1)
+
+    def check(_):
+        assert {"test-m0", "test-w1", "test-key"} <= mocks.delete_first
+    return all_ready(vms).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_subnet_is_in_the_network_zone_of_the_location(mocks, config):
+    vms = build(config, cloud={"location": "ash", "adminCidrs": ["198.51.100.0/24"]})
+
+    def check(_):
+        assert mocks.of("hcloud:index/networkSubnet:NetworkSubnet")["test-subnet"]["networkZone"] == "us-east"
+    return all_ready(vms).apply(check)
+
+
+@pytest.mark.parametrize("cloud, hint", [
+    ({"location": "fra1", "adminCidrs": ["198.51.100.0/24"]}, "cloud.location = 'fra1' is invalid: a Hetzner Cloud location: fsn1 (eu-central)"),
+    ({"location": "fsn1"}, "cloud.adminCidrs = None is invalid: a list of the CIDRs you administer from"),
+    ({"adminCidrs": ["0.0.0.0/0"]}, "cloud.adminCidrs = '0.0.0.0/0' is invalid: the addresses you administer from"),
+    ({"adminCidrs": ["198.51.100.0/24", "::/0"]}, "cloud.adminCidrs = '::/0' is invalid"),
+])
+def test_cloud_location_and_admin_cidrs_are_checked(config, cloud, hint):
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        config(substrate="cloud", sshPrivateKey="(secret)", sshPublicKey=PUBLIC_KEY, cloud=json.dumps(cloud))
+
+
+def test_the_example_cloud_stack_makes_the_operator_set_admin_cidrs(config):
+    stack = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "Pulumi.cloud.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: v for k, v in stack.items() if k.startswith("phoenix:")}
+    with pytest.raises(ConfigError, match=r"cloud.adminCidrs = None is invalid"):
+        config(sshPrivateKey="(secret)", sshPublicKey=PUBLIC_KEY,
+               **{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in raw.items()})
