@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,6 +420,39 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         labels={"io.phoenix.project": PROJECT, "io.phoenix.stack": stack})
 
 
+# scripts/pulumi-env.sh's passphrase when none is set: public, so it protects nothing.
+BUILTIN_PASSPHRASE = "local-dev-only"
+
+
+def passphrase_problem(substrate: str, stack: str, environ: Mapping[str, str]) -> str | None:
+    """Why the stack must not run with the built-in passphrase, or None.
+
+    Substrates ssh and cloud hold real secrets (an SSH private key, a cloud token) in the stack file:
+    encrypted with a passphrase everyone can read, they are as good as plaintext in a commit.
+    """
+    if substrate == "docker":
+        return None
+    stack_file = PROJECT_FILE.parent / "stacks" / f"Pulumi.{stack}.yaml"
+    provider = (yaml.safe_load(stack_file.read_text()) or {}).get("secretsprovider", "") if stack_file.is_file() else ""
+    if provider and not provider.startswith("passphrase"):
+        return None  # a KMS or the Pulumi service: no passphrase involved
+    passphrase = environ.get("PULUMI_CONFIG_PASSPHRASE")
+    if passphrase is None and environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        try:
+            passphrase = Path(environ["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text().rstrip("\n")
+        except OSError:
+            return None  # Pulumi itself reports an unreadable passphrase file
+    if passphrase != BUILTIN_PASSPHRASE:
+        return None
+    return (f"stack {stack} (substrate {substrate}) keeps real secrets ({PROJECT}:sshPrivateKey"
+            f"{', hcloud:token' if substrate == 'cloud' else ''}) but its passphrase is {BUILTIN_PASSPHRASE!r}, the public "
+            "default of scripts/pulumi-env.sh. Choose your own: export PULUMI_CONFIG_PASSPHRASE=<passphrase> (or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE=<file>) before sourcing scripts/pulumi-env.sh. Secrets already set "
+            f"with the default: re-encrypt them with `PULUMI_CONFIG_PASSPHRASE={BUILTIN_PASSPHRASE} pulumi stack "
+            "change-secrets-provider passphrase` (it asks for the new one), or move to a KMS with "
+            "`pulumi stack change-secrets-provider awskms://...` (or gcpkms, azurekeyvault, hashivault)")
+
+
 def load() -> ClusterConfig:
     """Read the current stack's config through the Pulumi SDK and validate it."""
     import pulumi
@@ -429,7 +463,11 @@ def load() -> ClusterConfig:
     # Presence only: the key itself is read later as a secret Output (ssh_private_key()).
     if pulumi.runtime.get_config(f"{PROJECT}:sshPrivateKey") is not None:
         raw["sshPrivateKey"] = "(secret)"
-    return parse(raw, pulumi.get_stack())
+    cfg = parse(raw, pulumi.get_stack())
+    problem = passphrase_problem(cfg.substrate, cfg.stack, os.environ)
+    if problem:
+        raise ConfigError(problem)
+    return cfg
 
 
 def ssh_private_key():

@@ -60,3 +60,27 @@ def test_bad_config_stops_the_program_before_any_resource(mocks, exports):
     with pytest.raises(Exception, match="phoenix:managers = 2 is invalid"):
         run_program(managers=2)
     assert mocks.resources == [] and exports == {}
+
+
+HOSTS = [{"name": "a", "address": "192.0.2.10", "role": "manager"}]
+
+
+@pytest.mark.parametrize("substrate, config", [
+    ("ssh", {"hosts": HOSTS}),
+    ("cloud", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI phoenix@test",
+               "cloud": {"adminCidrs": ["198.51.100.0/24"]}}),
+])
+def test_machines_refuse_the_built_in_passphrase_before_any_resource(mocks, exports, monkeypatch, substrate, config):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "local-dev-only")
+    with pytest.raises(Exception, match="export PULUMI_CONFIG_PASSPHRASE=<passphrase>"):
+        run_program(substrate=substrate, sshPrivateKey="k", **config)
+    assert mocks.resources == [] and exports == {}
+
+
+def test_machines_run_with_an_own_passphrase_and_local_stacks_with_the_built_in_one(mocks, exports, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
+    run_program(substrate="ssh", sshPrivateKey="k", hosts=HOSTS)
+    assert "appUrl" in exports
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "local-dev-only")
+    run_program()
+    assert "appUrl" in exports
