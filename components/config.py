@@ -33,6 +33,7 @@ DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
 RESERVED_PORTS = {2377, 7946, 4789, 6443, 6444, 2379, 2380, 8472, 10250}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
+_HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) AAAA[A-Za-z0-9+/]+={0,3}$")
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,8 @@ class SshHost:
     role: str
     port: int = 22
     user: str = "root"
+    host_key: str = ""
+    """The host's SSH public key, "TYPE BASE64"; empty: recorded at first contact."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        r.bad("hosts", raw, "expected a list of {name, address, role, port?, user?}")
+        r.bad("hosts", raw, "expected a list of {name, address, role, port?, user?, hostKey?}")
         return ()
     hosts, seen = [], set()
     for i, h in enumerate(raw):
@@ -231,9 +234,13 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
         if not isinstance(h, dict) or not {"name", "address", "role"} <= h.keys():
             r.bad(key, h, "each host needs name, address and role (manager or worker)")
             continue
-        unknown = set(h) - {"name", "address", "role", "port", "user"}
+        unknown = set(h) - {"name", "address", "role", "port", "user", "hostKey"}
         if unknown:
-            r.bad(key, h, f"unknown fields {sorted(unknown)}; allowed: name, address, role, port, user")
+            r.bad(key, h, f"unknown fields {sorted(unknown)}; allowed: name, address, role, port, user, hostKey")
+        host_key = " ".join(str(h.get("hostKey", "")).split()[:2])  # without the comment
+        if host_key and not _HOST_KEY.match(host_key):
+            r.bad(f"{key}.hostKey", h["hostKey"], "the host's public key as in /etc/ssh/ssh_host_ed25519_key.pub "
+                  "(TYPE BASE64), or leave it out to record the key at first contact")
         if not _NAME.match(str(h["name"])) or h["name"] in seen:
             r.bad(f"{key}.name", h["name"], "a unique lowercase DNS label (a-z, 0-9, -)")
         seen.add(h["name"])
@@ -243,7 +250,8 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             r.bad(f"{key}.port", port, "an integer between 1 and 65535")
             port = 22
-        hosts.append(SshHost(str(h["name"]), str(h["address"]), str(h["role"]), port, str(h.get("user", ssh_user))))
+        hosts.append(SshHost(str(h["name"]), str(h["address"]), str(h["role"]), port, str(h.get("user", ssh_user)),
+                             host_key))
     return tuple(hosts)
 
 

@@ -97,9 +97,15 @@ class Swarm(pulumi.ComponentResource):
 
         self.manager_address = leader.address
         # The host becomes known only once the swarm exists, so no resource talks to the manager before.
+        if leader.docker_host is None:
+            raise ValueError(f"the first manager {leader.name} offers no way to its Docker engine (Node.docker_host)")
+        tls = leader.docker_tls
         self.provider = docker.Provider(
             f"{name}-manager",
             host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
+            # Mutual TLS (SSH hosts): the engine's certificate is checked against ca_material.
+            ca_material=tls.ca if tls else None, cert_material=tls.cert if tls else None,
+            key_material=pulumi.Output.secret(tls.key) if tls else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*members, *pulls]))
         self.node_ids = node_ids
         self.register_outputs({

@@ -44,21 +44,47 @@ users:
 
 def _script_action(command: str) -> tuple[str, list[str]]:
     """For `... sh -c SCRIPT PROGRAM ACTION ARGS`: (ACTION, ARGS); ("", []) for other commands."""
+    program, rest = _script_call(command)
+    return (rest[0], rest[1:]) if rest else ("", [])
+
+
+def _script_call(command: str) -> tuple[str, list[str]]:
+    """For `... -c SCRIPT PROGRAM ARGS`: (PROGRAM, ARGS); ("", []) for other commands."""
     try:
         argv = shlex.split(command.removesuffix(" || true"))
     except ValueError:
         return "", []
-    if "-c" in argv:
-        rest = argv[argv.index("-c") + 3:]
-        if rest:
-            return rest[0], rest[1:]
+    if "-c" in argv and len(argv) > argv.index("-c") + 2:
+        return argv[argv.index("-c") + 2], argv[argv.index("-c") + 3:]
     return "", []
+
+
+# An SSH host key as scripts/hostkey.sh prints it, and the engine certificates' JSON (fake PEMs).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheMockHost0000000000000000000"
+ENGINE_CLIENT_KEY = "-----BEGIN PRIVATE KEY-----\nengine-client-key-secret\n-----END PRIVATE KEY-----\n"
+
+
+def _pem(kind: str, body: str) -> str:
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def _engine_certs(args: list[str]) -> str:
+    if args[:1] == ["ca"]:
+        return json.dumps({"ca": _pem("CERTIFICATE", "engine-ca"), "caKey": _pem("PRIVATE KEY", "engine-ca-key-secret"),
+                           "cert": _pem("CERTIFICATE", "engine-client"), "key": ENGINE_CLIENT_KEY})
+    return json.dumps({"cert": _pem("CERTIFICATE", f"engine-server-{args[1]}"),
+                       "key": _pem("PRIVATE KEY", f"engine-server-key-secret-{args[1]}")})
 
 
 APP_DIGEST = "sha256:" + "d" * 64
 
 
 def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
+    program, call = _script_call(args.inputs.get("create", ""))
+    if program == "hostkey":
+        return {"stdout": HOST_KEY, "stderr": ""}
+    if program == "engine-certs":
+        return {"stdout": _engine_certs(call), "stderr": ""}
     if "secrets.token_hex" in args.inputs.get("create", ""):  # the k3s cluster token
         return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
     pushed = re.search(r"docker push -q (\S+):", args.inputs.get("create", ""))

@@ -141,7 +141,7 @@ def test_nodes_use_private_addresses_between_them_and_public_ones_for_ssh(mocks,
         publics, docker_hosts = values[:3], values[3:6]
         assert [n.address for n in vms.nodes] == ["10.20.0.10", "10.20.0.100", "10.20.0.101"]
         assert publics == [server_ipv4("test-m0"), server_ipv4("test-w1"), server_ipv4("test-w2")]
-        assert docker_hosts == [f"ssh://root@{ip}:22" for ip in publics]
+        assert docker_hosts == [f"tcp://{publics[0]}:2376", None, None]
         prepares = {k: v for k, v in mocks.of(REMOTE).items() if "-prepare-" in k}
         assert sorted(prepares) == ["test-hosts-prepare-test-m0", "test-hosts-prepare-test-w1",
                                     "test-hosts-prepare-test-w2"]
@@ -154,7 +154,7 @@ def test_nodes_use_private_addresses_between_them_and_public_ones_for_ssh(mocks,
 def test_nodes_wait_for_their_server_and_every_prepare(mocks, config):
     vms = build(config)
     for node, server in zip(vms.nodes, vms.servers):
-        assert len(node.ready) == 3
+        assert len(node.ready) == 3 + 1  # the prepare commands and the manager's engine gateway
         assert node.replace_key is server.id
 
 
