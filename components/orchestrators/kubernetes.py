@@ -3,8 +3,8 @@
 A bootstrap component (k3s.K3s, ...) forms the cluster and hands over a `KubernetesCluster`: the
 admin kubeconfig (a secret, pointed at the address users reach), the API URL and the resources after
 which every node is Ready. `deploy` turns that into a Kubernetes provider and the app on it: the
-Deployments, Services, Ingress, autoscalers and disruption budgets (K8sApp) and, in phoenix mode, the
-phoenix CronJob.
+Deployments, Services, Ingress, autoscalers and disruption budgets (K8sApp), the controller that
+rolls back a failed version (K8sRollback) and, in phoenix mode, the phoenix CronJob.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import yaml
 
 from components.apps.k8s_app import K8sApp
 from components.apps.phoenix import k8s_phoenix
+from components.apps.rollback import K8sRollback
 from components.apps.spec import ServiceSpec
 from components.config import ClusterConfig
 from components.orchestrators.orchestrator import Complaint, Deployment
@@ -67,6 +68,7 @@ def deploy(name: str, cfg: ClusterConfig, cluster: KubernetesCluster, services: 
                             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(cluster.ready))))
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
     app = K8sApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    K8sRollback(f"{name}-rollback", {"image": image, "namespace": app.namespace, "labels": cfg.labels}, app_opts)
     k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},

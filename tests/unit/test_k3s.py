@@ -336,6 +336,8 @@ def test_deploy_exports_the_kubeconfig_only_as_a_secret_and_apps_use_its_provide
     provider = graph.mocks.of("pulumi:providers:kubernetes")["phoenix-kubernetes"]
     assert "server: https://127.0.0.1:6443" in secret_value(provider["kubeconfig"])
     assert graph.deps("phoenix-kubernetes") >= {f"phoenix-k3s-member-{n}" for n in ("test-m0", "test-w1", "test-w2")}
+    # A failed version is rolled back on every Kubernetes cluster; phoenix mode (off here) adds its own CronJob.
+    assert sorted(graph.mocks.of("kubernetes:batch/v1:CronJob")) == ["phoenix-rollback-cronjob"]
 
 
 # --- the whole program ----------------------------------------------------------------------------
