@@ -5,11 +5,12 @@ as pulumi-command remote commands, with the private key from the secret `phoenix
 Every SSH connection accepts only the host's key: `hostKey` from the config, or the key recorded in
 the stack's state at first contact (scripts/hostkey.sh, never read again); a host presenting
 another key fails the run. Before anything else, a `prepare` command runs on every host
-(scripts/prepare.sh): it installs the Docker Engine when the orchestrator is swarm and it is missing.
-For swarm, every manager then gets the engine gateway (components/nodes/engine.py): the Docker
-provider's mutual-TLS way in. Every node's `ready` holds ALL the prepare and gateway commands, so one
-unreachable or broken host fails `pulumi up` before any host inits or joins a cluster: nothing is
-left half-joined. There is no registry: app images are streamed to each host
+(scripts/prepare.sh): it installs the orchestrator's host prerequisites (the Docker Engine for
+swarm) where they are missing. Where the hosts run a Docker Engine, every manager then gets the
+engine gateway (components/nodes/engine.py): the Docker provider's mutual-TLS way in. Every node's
+`ready` holds ALL the prepare and gateway commands, so one unreachable or broken host fails `pulumi
+up` before any host inits or joins a cluster: nothing is left half-joined. There is no registry:
+app images are streamed to each host
 (`docker save | ssh ... docker load`, Connection.pipe).
 """
 from __future__ import annotations
@@ -24,16 +25,16 @@ from pulumi_command import local
 
 from components.config import SshHost
 from components.nodes.engine import client_tls, engine_ca, engine_gateway, engine_url
-from components.nodes.node import Node, Ssh, script_argv
+from components.nodes.node import MachineNeeds, Node, Ssh, script_argv
 from components.nodes.registry import Registry
 
 PREPARE_SCRIPT = (Path(__file__).parent / "scripts" / "prepare.sh").read_text()
 HOSTKEY_SCRIPT = (Path(__file__).parent / "scripts" / "hostkey.sh").read_text()
 
 
-def prepare_argv(orchestrator: str, host: str) -> list[str]:
-    """argv that installs a host's prerequisites for `orchestrator` (scripts/prepare.sh)."""
-    return script_argv(PREPARE_SCRIPT, "prepare", orchestrator, host)
+def prepare_argv(host: str, prerequisites: Sequence[str]) -> list[str]:
+    """argv that installs a host's `prerequisites` (MachineNeeds.host_prerequisites; scripts/prepare.sh)."""
+    return script_argv(PREPARE_SCRIPT, "prepare", host, *prerequisites)
 
 
 def recorded_host_key(name: str, host: "HostSpec", opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
@@ -80,8 +81,8 @@ class HostSpec:
 class SshHostsArgs(TypedDict):
     hosts: Sequence[Union[HostSpec, SshHost]]
     """The machines, in any order (nodes come out managers first); names are unique."""
-    orchestrator: str
-    """`swarm` or `k3s`: what scripts/prepare.sh installs."""
+    orchestrator: MachineNeeds
+    """The orchestrator's host prerequisites: what scripts/prepare.sh installs."""
     private_key: pulumi.Input[str]
     """The SSH private key (a secret Output, config.ssh_private_key())."""
 
@@ -110,18 +111,20 @@ class SshHosts(pulumi.ComponentResource):
             # The first command on each host: reachability (dial_error_limit=3, per_dial_timeout=10 on
             # the connection) and prerequisites; its error names the host and the reason.
             self.prepared[h.name] = connections[h.name].command(
-                f"{name}-prepare-{h.name}", prepare_argv(args["orchestrator"], h.name),
+                f"{name}-prepare-{h.name}", prepare_argv(h.name, args["orchestrator"].host_prerequisites),
                 triggers=[h.replace_key] if h.replace_key is not None else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(h.ready)))
         prepared = list(self.prepared.values())
 
-        # Swarm: the Docker provider deploys through a manager's engine, reached over mutual TLS.
-        managers = [h for h in specs if h.role == "manager"] if args["orchestrator"] == "swarm" else []
+        # Hosts with a Docker Engine: the Docker provider reaches a manager's over mutual TLS.
+        engine = "docker" in args["orchestrator"].host_prerequisites
+        managers = [h for h in specs if h.role == "manager"] if engine else []
         ca = engine_ca(f"{name}-engine-ca", child) if managers else None
         tls = client_tls(ca) if ca is not None else None
         self.gateways = {h.name: engine_gateway(
             f"{name}-engine-{h.name}", connections[h.name], h.address, ca,
-            [h.replace_key] if h.replace_key is not None else [], pulumi.ResourceOptions(parent=self, depends_on=[self.prepared[h.name]])) for h in managers}
+            [h.replace_key] if h.replace_key is not None else [], pulumi.ResourceOptions(
+                parent=self, depends_on=[self.prepared[h.name]])) for h in managers}
 
         self.nodes = [Node(
             name=h.name, role=h.role,
