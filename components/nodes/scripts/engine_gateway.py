@@ -149,6 +149,10 @@ def main(args, source):
     elif action == "remove":
         stop()
         shutil.rmtree(DIR, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(DIR))  # .../phoenix, when nothing else of ours is left there
+        except OSError:
+            pass
     else:
         fail(f"unknown action {action!r} (install PORT, serve DIR PORT, remove)")
 
