@@ -14,6 +14,7 @@ the docker group, which prepare gives). A failure prints `engine-gateway: HOST: 
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import socket
@@ -35,20 +36,44 @@ def fail(reason):
     sys.exit(f"engine-gateway: {socket.gethostname()}: {reason}")
 
 
-def pump(source, sink, close_both):
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    if close_both:  # the engine ended: the client's connection ends too
-        for s in (source, sink):
-            s.close()
-    else:  # the client ended its request: let the engine finish its answer
+def relay(tls, engine):
+    """Both directions of one connection. The TLS connection is used under a lock, never by two threads
+    at once (OpenSSL does not allow it), and a half-close is passed on: `docker exec` and `attach`
+    send close_notify after their input and read the answer after it."""
+    lock = threading.Lock()
+
+    def client_to_engine():
+        while True:
+            if not tls.pending():
+                select.select([tls], [], [])
+            with lock:
+                tls.setblocking(False)
+                try:
+                    data = tls.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                except OSError:
+                    data = b""
+                finally:
+                    tls.setblocking(True)
+            if not data:
+                break
+            engine.sendall(data)
         try:
-            sink.shutdown(socket.SHUT_WR)
+            engine.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    threading.Thread(target=client_to_engine, daemon=True).start()
+    try:
+        while data := engine.recv(65536):
+            with lock:
+                tls.sendall(data)
+    except OSError:
+        pass
+    with lock:
+        tls.close()
+    engine.close()
 
 
 def handle(context, client):
@@ -58,11 +83,10 @@ def handle(context, client):
         tls.settimeout(None)
         engine = socket.socket(socket.AF_UNIX)
         engine.connect(ENGINE_SOCKET)
-    except (OSError, ssl.SSLError):
+    except OSError:  # ssl.SSLError included: a client without a certificate of ours
         client.close()
         return
-    threading.Thread(target=pump, args=(tls, engine, False), daemon=True).start()
-    pump(engine, tls, True)
+    relay(tls, engine)
 
 
 def serve(directory, port):
