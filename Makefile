@@ -10,8 +10,8 @@ PULUMI_ENV := source scripts/pulumi-env.sh &&
 up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi up` (STACK=local|local-airgap|...)
 	STACK=$(STACK) scripts/up.sh
 
-destroy:       ## remove everything the stack made
-	$(PULUMI_ENV) pulumi destroy --yes --stack $(or $(STACK),local)
+destroy:       ## remove everything the stack made (the stack `make up` chose, or STACK=)
+	@stack=$$(scripts/stack.sh destroy) && $(PULUMI_ENV) pulumi destroy --yes --stack "$$stack"
 
 test:          ## all tests this machine allows, with their set-up (what CI runs)
 	scripts/test.sh
@@ -37,11 +37,13 @@ vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
 bench: venv images   ## time to ready and recovery times, against the bare-docker baseline
 	$(PY) -m pip install -q -r requirements-bench.txt && $(PY) scripts/bench.py
 
-drills: venv images  ## the fault drills against STACK, or a harness cluster when there is none
-	$(PY) -m pytest tests/drills -m engine -s
+drills: venv images  ## the fault drills against the stack `make up` chose (or STACK=), else a harness cluster
+	@stack=$$(scripts/stack.sh drills 2>/dev/null || true); \
+	if [ -n "$$stack" ]; then echo "drills: stack $$stack"; else echo "drills: no stack chosen: on a harness cluster of their own"; fi; \
+	$(PULUMI_ENV) PHOENIX_DRILL_STACK=$$stack $(PY) -m pytest tests/drills -m engine -s
 
-status: venv   ## nodes, services and the last phoenix action of STACK at a glance
-	$(PULUMI_ENV) $(PY) scripts/status.py $(STACK)
+status: venv   ## nodes, services and the last phoenix action of the stack `make up` chose (or STACK=)
+	@stack=$$(scripts/stack.sh status) && $(PULUMI_ENV) $(PY) scripts/status.py "$$stack"
 
 harness-up: venv images   ## a local Swarm through the project's bootstrap, without the Pulumi engine
 	$(PY) -m tests.integration.local_swarm up --stack harness
