@@ -97,13 +97,14 @@ class Swarm(pulumi.ComponentResource):
 
         self.manager_address = leader.address
         # The host becomes known only once the swarm exists, so no resource talks to the manager before.
+        self.docker_host = pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1])
         self.provider = docker.Provider(
-            f"{name}-manager",
-            host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
+            f"{name}-manager", host=self.docker_host,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*members, *pulls]))
         self.node_ids = node_ids
         self.register_outputs({
             "managerAddress": self.manager_address,
+            "dockerHost": self.docker_host,
             "nodeIds": node_ids,
             "workerToken": self.worker_token,
             "managerToken": self.manager_token,
@@ -130,4 +131,6 @@ def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Seque
     SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
     swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
     return Deployment(manager_address=swarm.manager_address,
-                      secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
+                      secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
+                      # The first manager's engine as a docker CLI reaches it: `make context`.
+                      outputs={"dockerHost": swarm.docker_host})

@@ -33,6 +33,7 @@ def test_outputs_of_the_local_swarm_stack(mocks, exports):
         assert outputs["appUrl"] == "http://127.0.0.1:8080/"
         assert outputs["managerAddress"] == "172.28.0.10"
         assert outputs["orchestrator"] == "swarm"
+        assert outputs["dockerHost"] == "unix:///tmp/phoenix/test-m0/docker.sock"
         assert [(n["name"], n["role"], n["uri"]) for n in outputs["nodes"]] == [
             ("test-m0", "manager", "docker://test-m0"), ("test-w1", "worker", "docker://test-w1"),
             ("test-w2", "worker", "docker://test-w2")]
