@@ -285,7 +285,7 @@ def pulumi_ready(workers: int) -> tuple[Target, dict]:
         up_s = time.monotonic() - t0
         outputs = json.loads(pulumi(stack, "stack", "output", "--json"))
         target = Target(stack, "pulumi", outputs)
-        drills.wait_ready(target, 600)  # `pulumi up` does not wait for the global edge service
+        drills.wait_ready(target, 600)  # `pulumi up` ended once the entry answered: this confirms it
         total = time.monotonic() - t0
     return target, {"ready_s": round(total, 2), "phases": {"pulumi_up_s": round(up_s, 2),
                                                            "until_serving_s": round(total - up_s, 2)},

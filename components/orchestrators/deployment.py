@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 
@@ -15,3 +15,5 @@ class Deployment:
     """Stack outputs that must stay secret (join tokens, kubeconfig)."""
     outputs: Mapping[str, pulumi.Input] = field(default_factory=dict)
     """Further plain stack outputs (e.g. the Kubernetes API URL)."""
+    app: Sequence[pulumi.Resource] = ()
+    """The app's resources: once they exist, the entry URL should answer."""

@@ -128,9 +128,9 @@ def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Seque
     """A swarm on `nodes` and the app's services on it, through the first manager."""
     swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
-    SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+    app = SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
     swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
     return Deployment(manager_address=swarm.manager_address,
                       secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
                       # The first manager's engine as a docker CLI reaches it: `make context`.
-                      outputs={"dockerHost": swarm.docker_host})
+                      outputs={"dockerHost": swarm.docker_host}, app=[app])

@@ -18,10 +18,11 @@ def exports(monkeypatch):
     return captured
 
 
-def run_program(**config):
+def run_program(**config) -> dict:
+    """Run __main__.py with the given stack config; returns the program's globals."""
     pulumi.runtime.set_all_config({f"phoenix:{k}": v if isinstance(v, str) else json.dumps(v)
                                    for k, v in config.items()})
-    runpy.run_path(str(PROGRAM))
+    return runpy.run_path(str(PROGRAM))
 
 
 @pulumi.runtime.test
@@ -86,3 +87,13 @@ def test_keys_come_from_the_language_host_environment(mocks, monkeypatch):
     pulumi.runtime.set_all_config({})
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"phoenix:workers": "4", "phoenix:wokers": "5", "docker:host": "x"}))
     assert stack_config() == ({"workers": "4", "wokers": "5"}, frozenset())
+
+
+@pulumi.runtime.test
+def test_up_ends_with_the_check_that_the_entry_answers(mocks, exports):
+    cluster = run_program(appVersion="7")["cluster"]
+
+    def check(_):
+        command = mocks.of("command:local:Command")["phoenix-ready-check"]
+        assert command["create"].endswith(" - http://127.0.0.1:8080/ 7 180")
+    return cluster.app_ready.message.apply(check)
