@@ -179,8 +179,10 @@ class DockerNodes(pulumi.ComponentResource):
         if cfg.privileged:
             return {"privileged": True}
         # What a host that refuses --privileged still allows (see README, "Hosts without --privileged").
+        # Capabilities as Docker stores and the provider reads them back (CAP_ prefixed, ALL as is), so
+        # that a refresh finds no difference.
         return {
-            "capabilities": docker.ContainerCapabilitiesArgs(adds=["ALL"], drops=list(cfg.cap_drop)),
+            "capabilities": docker.ContainerCapabilitiesArgs(adds=["ALL"], drops=[f"CAP_{c}" for c in cfg.cap_drop]),
             "security_opts": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
             "cgroupns_mode": "host",
             "mounts": [docker.ContainerMountArgs(target="/sys/fs/cgroup", source="/sys/fs/cgroup", type="bind")],

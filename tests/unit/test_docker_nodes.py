@@ -88,7 +88,7 @@ def test_explicit_capabilities_when_privileged_is_off(mocks, config):
     def check(_):
         m0 = mocks.of(CONTAINER)["test-m0"]
         assert "privileged" not in m0
-        assert m0["capabilities"] == {"adds": ["ALL"], "drops": ["SYS_RESOURCE", "SYS_MODULE"]}
+        assert m0["capabilities"] == {"adds": ["ALL"], "drops": ["CAP_SYS_RESOURCE", "CAP_SYS_MODULE"]}
         assert set(m0["securityOpts"]) == {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
         assert m0["cgroupnsMode"] == "host"
         assert m0["tmpfs"] == {"/run": "rw", "/var/run": "rw"}
