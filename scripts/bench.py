@@ -265,9 +265,10 @@ def pulumi_ready(workers: int) -> tuple[Target, dict]:
               "subnet": f"172.30.{100 + workers}.0/24", "socketDir": f"/tmp/phoenix-{stack}"}
     for key, value in config.items():
         pulumi(stack, "config", "set", f"phoenix:{key}", json.dumps(value) if not isinstance(value, str) else value)
+    events = ROOT / "build" / f"bench-events-{stack}.jsonl"
     with MemorySampler(f"{stack}-") as mem:
         t0 = time.monotonic()
-        pulumi(stack, "up", "--yes", "--skip-preview")
+        pulumi(stack, "up", "--yes", "--skip-preview", "--event-log", str(events))
         up_s = time.monotonic() - t0
         outputs = json.loads(pulumi(stack, "stack", "output", "--json"))
         target = Target(stack, "pulumi", outputs)
@@ -275,7 +276,34 @@ def pulumi_ready(workers: int) -> tuple[Target, dict]:
         total = time.monotonic() - t0
     return target, {"ready_s": round(total, 2), "phases": {"pulumi_up_s": round(up_s, 2),
                                                            "until_serving_s": round(total - up_s, 2)},
-                    "memory": mem.result()}
+                    "steps": event_phases(events), "memory": mem.result()}
+
+
+# Where the time of a `pulumi up` goes: resources grouped into the steps of forming a cluster.
+PHASES = (("nodes", r"docker:index/container:Container::.*-(m|w)\d+$"), ("app image", r"::\S+-image-build$"),
+          ("swarm init", r"::\S+-swarm-init$"), ("joins", r"::\S+-swarm-join-"), ("labels", r"::\S+-swarm-member-"),
+          ("image pulls", r"::\S+-swarm-pull-"), ("services", r"docker:index/service:Service::"),
+          ("app answers", r"::\S+-ready-check$"))
+
+
+def event_phases(path: Path) -> dict:
+    """Per step: seconds from the start of `pulumi up` to its first resource starting and its last done
+    (from Pulumi's event log; its timestamps are whole seconds)."""
+    started, done, t0 = {}, {}, None
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        t0 = event["timestamp"] if t0 is None else t0
+        for kind, into in (("resourcePreEvent", started), ("resOutputsEvent", done)):
+            meta = (event.get(kind) or {}).get("metadata") or {}
+            if meta.get("urn"):
+                into.setdefault(meta["urn"], event["timestamp"] - t0)
+    phases = {}
+    for phase, pattern in PHASES:
+        urns = [u for u in done if re.search(pattern, u)]
+        if urns:
+            phases[phase] = {"first_start_s": min(started.get(u, done[u]) for u in urns),
+                             "last_done_s": max(done[u] for u in urns), "resources": len(urns)}
+    return phases
 
 
 def pulumi_noop(target: Target) -> dict:
