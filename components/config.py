@@ -12,22 +12,22 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
+
+from components import orchestrators
+
+if TYPE_CHECKING:
+    from components.orchestrators.orchestrator import Orchestrator
 
 PROJECT = "phoenix"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
-ORCHESTRATORS = ("swarm", "k3s")
 SUBSTRATES = ("docker", "ssh", "cloud")
 ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
-DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
-# Ports the node layer must leave free for the orchestrators and the registry (Swarm: 2377, 7946,
-# 4789; k3s: API 6443, agent load balancer 6444, etcd 2379-2380, flannel VXLAN 8472, kubelet 10250).
-RESERVED_PORTS = {2377, 7946, 4789, 6443, 6444, 2379, 2380, 8472, 10250}
 SSH_PORT = 22
 # Structured or secret keys that Pulumi.yaml cannot declare (README, "Stacks as environments").
 UNDECLARED_KEYS = ("hosts", "cloud", "sshPrivateKey")
@@ -38,31 +38,19 @@ CAPABILITIES = frozenset("""
     SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
     AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
     PERFMON BPF CHECKPOINT_RESTORE""".split())
-# Keys that only mean something for some orchestrators or substrates: set anywhere else they would be
-# silently ignored, which is how a typo or a stale stack file hides. key -> (axis, values it serves).
-APPLIES_TO = {
-    **{k: ("substrate", ("docker",)) for k in (
-        "nodeImage", "privileged", "capDrop", "nodeMilliCpus", "nodeMemoryMb", "subnet", "socketDir",
-        "registryImage", "registryPort", "bindAddress")},
-    "hosts": ("substrate", ("ssh",)),
-    "sshUser": ("substrate", ("ssh",)),
-    "cloud": ("substrate", ("cloud",)),
-    "sshPublicKey": ("substrate", ("cloud",)),
-    "sshPrivateKey": ("substrate", ("ssh", "cloud")),
-    "endpointMode": ("orchestrator", ("swarm",)),
-    **{k: ("orchestrator", ("k3s",)) for k in ("autoscaleMax", "minAvailable", "k3sVersion", "k3sAirgapDir")},
+# Keys that only some substrates read: set for another they would be silently ignored, which is how a
+# typo or a stale stack file hides (the orchestrators declare theirs: Orchestrator.config_keys).
+SUBSTRATE_KEYS = {
+    "docker": ("nodeImage", "privileged", "capDrop", "nodeMilliCpus", "nodeMemoryMb", "subnet", "socketDir",
+               "registryImage", "registryPort", "bindAddress"),
+    "ssh": ("hosts", "sshUser", "sshPrivateKey"),
+    "cloud": ("cloud", "sshPublicKey", "sshPrivateKey"),
 }
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
-_K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 
 
 class ConfigError(ValueError):
     """Raised with one line per bad key; nothing has been created when it is raised."""
-
-
-def k3s_image_tag(version: str) -> str:
-    """The rancher/k3s image tag of a k3s release (image tags cannot hold '+')."""
-    return version.replace("+", "-")
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -71,17 +59,6 @@ def split_image(image: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return image, ""
     return repo, tag
-
-
-def airgap_problems(directory: str) -> list[str]:
-    """What a k3s air-gap directory lacks: the k3s binary, install.sh and the images tarball."""
-    root = Path(directory)
-    if not root.is_dir():
-        return ["not a directory on the Pulumi host"]
-    problems = [f"{name} missing" for name in ("k3s", "install.sh") if not (root / name).is_file()]
-    if not any(p.is_file() for p in root.glob("k3s-airgap-images-*")):
-        problems.append("no k3s-airgap-images-<arch>.tar(.zst|.gz)")
-    return problems
 
 
 def declared() -> dict[str, dict[str, Any]]:
@@ -242,10 +219,11 @@ class _Reader:
         return value
 
 
-def _port(r: _Reader, key: str) -> int:
+def _port(r: _Reader, key: str, reserved: set[int], orchestrator: str) -> int:
     value = r.int_range(key, 1, 65535)
-    if value in RESERVED_PORTS:
-        r.bad(key, value, f"port is used by the orchestrators ({', '.join(map(str, sorted(RESERVED_PORTS)))}); pick another")
+    if value in reserved:
+        r.bad(key, value, f"port is used by the orchestrator {orchestrator} ({', '.join(map(str, sorted(reserved)))}); "
+              "pick another")
     elif value == SSH_PORT:
         r.bad(key, value, "port 22 is SSH's on the hosts; pick another")
     return value
@@ -261,17 +239,22 @@ def _unknown_keys(r: _Reader, secret: frozenset[str]) -> None:
         r.bad(key, value, f"unknown key; {hint} (`pulumi config rm {PROJECT}:{key}` removes it)")
 
 
-def _meaningless_keys(r: _Reader, axes: Mapping[str, str]) -> None:
-    """Refuse keys the chosen orchestrator or substrate would ignore.
+def _meaningless_keys(r: _Reader, chosen: "Orchestrator", substrate: str) -> None:
+    """Refuse keys that the chosen orchestrator or substrate would ignore.
 
     Refused rather than warned about: a warning scrolls by in a long `pulumi up`, and a stack file
     that sets a key which changes nothing misleads whoever reads it next.
     """
-    for key, (axis, serves) in APPLIES_TO.items():
-        if axes[axis] not in serves and r.is_set(key):
-            value = "(secret)" if key == "sshPrivateKey" else r.raw[key]
-            r.bad(key, value, f"means nothing for {axis} {axes[axis]} (only for {' or '.join(serves)}): "
-                  f"`pulumi config rm {PROJECT}:{key}`, or choose another {PROJECT}:{axis}")
+    owners = [("substrate", name, keys) for name, keys in SUBSTRATE_KEYS.items()] + \
+        [("orchestrator", name, orchestrators.get(name).config_keys) for name in orchestrators.names()]
+    chosen_axes = {"substrate": substrate, "orchestrator": chosen.name}
+    for key in sorted({k for _, _, keys in owners for k in keys}):
+        for axis in ("substrate", "orchestrator"):
+            serves = [name for a, name, keys in owners if a == axis and key in keys]
+            if serves and chosen_axes[axis] not in serves and r.is_set(key):
+                value = "(secret)" if key == "sshPrivateKey" else r.raw[key]
+                r.bad(key, value, f"means nothing for {axis} {chosen_axes[axis]} (only for {' or '.join(serves)}): "
+                      f"`pulumi config rm {PROJECT}:{key}`, or choose another {PROJECT}:{axis}")
 
 
 def _capabilities(r: _Reader) -> tuple[str, ...]:
@@ -285,6 +268,16 @@ def _capabilities(r: _Reader) -> tuple[str, ...]:
                   " (see capabilities(7), e.g. SYS_RESOURCE)"))
         names.append(name)
     return tuple(names)
+
+
+def _orchestrator(r: _Reader) -> tuple["Orchestrator", bool]:
+    """(the chosen orchestrator, True), or (the default one, False) after recording that there is none."""
+    name = r.get("orchestrator")
+    try:
+        return orchestrators.get(name), True
+    except orchestrators.UnknownOrchestrator:
+        r.bad("orchestrator", name, f"choose one of {', '.join(orchestrators.names())}")
+        return orchestrators.get(r.decl["orchestrator"]["default"]), False
 
 
 def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
@@ -345,16 +338,17 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
     """
     r = _Reader(raw)
     _unknown_keys(r, frozenset(secret))
-    orchestrator = r.choice("orchestrator", ORCHESTRATORS)
+    chosen, known = _orchestrator(r)
+    orchestrator = chosen.name
     substrate = r.choice("substrate", SUBSTRATES)
-    _meaningless_keys(r, {"orchestrator": orchestrator, "substrate": substrate})
+    _meaningless_keys(r, chosen, substrate)
     managers = r.int_range("managers", 1, 7, " (an odd number: Raft/etcd need a majority)")
     if managers % 2 == 0:
         r.bad("managers", managers, "expected an odd number (1, 3, 5 or 7) so that a majority survives a failure "
               "(Swarm's Raft, k3s's embedded etcd)")
     workers = r.int_range("workers", 0, 50)
 
-    image = r.get("nodeImage") or DEFAULT_NODE_IMAGES[orchestrator]
+    image = r.get("nodeImage") or chosen.default_node_image
     privileged = r.get("privileged")
     registry_image, base_image = r.get("registryImage"), r.get("appBaseImage")
     cap_drop = _capabilities(r)
@@ -397,8 +391,8 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
         r.bad("sshPrivateKey", None, f"substrate {substrate} needs it: pulumi config set --secret {PROJECT}:sshPrivateKey < ~/.ssh/id_ed25519")
 
     replicas = {s: r.int_range(f"{s}Replicas", 1, 100) for s in SERVICES}
-    published = _port(r, "publishedPort")
-    registry_port = _port(r, "registryPort")
+    published = _port(r, "publishedPort", chosen.reserved_ports(), orchestrator)
+    registry_port = _port(r, "registryPort", chosen.reserved_ports(), orchestrator)
     if registry_port == published:
         r.bad("registryPort", registry_port, "must differ from phoenix:publishedPort")
     for h in hosts:
@@ -417,10 +411,9 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
             r.bad("autoscaleMax", autoscale_max, f"at least phoenix:{s}Replicas ({n}): the autoscaler's minimum is the replica count")
     min_available = r.int_range("minAvailable", 0)
     for s, n in replicas.items():
-        # A single replica is exempt on Swarm (no disruption budget there), not on k3s.
-        if min_available >= n and (n > 1 or orchestrator == "k3s"):
-            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain"
-                  + (": set phoenix:minAvailable to 0 or raise the replicas" if n == 1 else ""))
+        # A single replica is checked by orchestrators with disruption budgets (Orchestrator.validate).
+        if min_available >= n > 1:
+            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain")
 
     phoenix_interval = r.int_range("phoenixInterval", 10, 86_400)
     phoenix_services = r.get("phoenixServices")
@@ -436,34 +429,9 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
     version = r.get("appVersion")
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", version):
         r.bad("appVersion", version, "letters, digits, '.', '_' or '-' (it becomes an image label and env value)")
-    k3s_version = r.get("k3sVersion")
-    if not _K3S_VERSION.match(k3s_version):
-        r.bad("k3sVersion", k3s_version, "a k3s release such as v1.31.4+k3s1")
-    airgap_dir = r.get("k3sAirgapDir")
-    if airgap_dir and not airgap_dir.startswith("/"):
-        r.bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
-    elif airgap_dir and orchestrator == "k3s" and substrate != "docker":
-        problems = airgap_problems(airgap_dir)
-        if problems:
-            r.bad("k3sAirgapDir", airgap_dir, f"{'; '.join(problems)}: it needs the k3s binary (k3s), the images "
-                  "tarball and the install script (install.sh) of the phoenix:k3sVersion release")
-    if orchestrator == "k3s" and "k3s" not in split_image(image)[0]:
-        r.bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
-    elif orchestrator == "k3s" and _K3S_VERSION.match(k3s_version):
-        # The official image is tagged by release: the tag follows phoenix:k3sVersion.
-        repo, tag = split_image(image)
-        if not tag:
-            image = f"{image}:{k3s_image_tag(k3s_version)}"
-        elif repo.endswith("rancher/k3s") and tag != k3s_image_tag(k3s_version):
-            r.bad("nodeImage", image, f"tag {k3s_image_tag(k3s_version)} to match phoenix:k3sVersion ({k3s_version}), "
-                  "or leave the tag out (it is then taken from phoenix:k3sVersion)")
-    if orchestrator == "swarm" and "k3s" in split_image(image)[0]:
-        r.bad("nodeImage", image, "a docker-in-docker image such as docker:27-dind for orchestrator swarm")
+    k3s_version, airgap_dir = r.get("k3sVersion"), r.get("k3sAirgapDir")
     if not _NAME.match(stack.lower().replace("_", "-").replace(".", "-")[:32]):
         r.bad("(stack name)", stack, "a stack name made of letters, digits and '-'")
-
-    if r.errors:
-        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
 
     nodes = NodesConfig(
         managers=managers, workers=workers, image=image, privileged=privileged,
@@ -475,10 +443,15 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
         bind_address=bind, endpoint_mode=endpoint_mode, autoscale_max=autoscale_max,
         min_available=min_available, phoenix=phoenix, phoenix_interval=phoenix_interval,
         phoenix_services=tuple(phoenix_services))
-    return ClusterConfig(
+    cfg = ClusterConfig(
         stack=stack, orchestrator=orchestrator, substrate=substrate, nodes=nodes, app=app,
         k3s=K3sConfig(version=k3s_version, airgap_dir=airgap_dir),
         labels={"io.phoenix.project": PROJECT, "io.phoenix.stack": stack})
+    if known:  # the default's own checks would only add noise to an unknown name
+        cfg = chosen.validate(cfg, r.bad)
+    if r.errors:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
+    return cfg
 
 
 def stack_config() -> tuple[dict[str, Any], frozenset[str]]:
