@@ -307,6 +307,7 @@ class K3sOrchestrator(Orchestrator):
              Port("tcp", 10250, purpose="kubelet"), Port("tcp", 2379, 2380, between="servers", purpose="etcd"),
              Port("tcp", 6444, between="local", purpose="agent load balancer"))
     host_prerequisites = ()  # the install script brings everything
+    config_keys = ("autoscaleMax", "minAvailable", "k3sVersion", "k3sAirgapDir")
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
         version, image = cfg.k3s.version, cfg.nodes.image

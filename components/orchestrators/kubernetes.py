@@ -73,4 +73,4 @@ def deploy(name: str, cfg: ClusterConfig, cluster: KubernetesCluster, services: 
     k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},
-                      outputs={"kubernetesApi": cluster.api_url})
+                      outputs={"kubernetesApi": cluster.api_url}, app=[app])
