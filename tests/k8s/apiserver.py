@@ -1,7 +1,8 @@
 """A throwaway Kubernetes API server for validation: Debian's etcd and kube-apiserver on 127.0.0.1.
 
-Both come from scripts/k8s-toolchain.sh ($K8S_TOOLCHAIN_DIR/bin, else PATH). No node, no scheduler,
-no controller: objects are stored and validated exactly as a cluster's API server would, which is
+Both, and kubectl, come from scripts/k8s-toolchain.sh ($K8S_TOOLCHAIN_DIR/bin), never from PATH, so
+that their versions are the pinned ones (a kubectl on PATH may be two minor versions away). No node,
+no scheduler, no controller: objects are stored and validated exactly as a cluster's API server would, which is
 what `kubectl apply --dry-run=server` needs. Authentication is one random admin token (group
 system:masters) kept in files of the temporary directory, never on a command line.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -28,9 +28,9 @@ PIECES = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kubectl": "kubect
 
 
 def find(exe: str) -> str | None:
-    """The toolchain's build of `exe`, else one on PATH."""
+    """The toolchain's build of `exe`."""
     built = BIN / exe
-    return str(built) if os.access(built, os.X_OK) else shutil.which(exe)
+    return str(built) if os.access(built, os.X_OK) else None
 
 
 def missing_reason() -> str | None:
@@ -107,8 +107,8 @@ class ApiServer:
         self.kubeconfig.write_text(
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: validation\n  cluster:\n    server: https://127.0.0.1:{api_port}\n"
-            # The serving certificate is the one kube-apiserver just generated for itself.
-            "    insecure-skip-tls-verify: true\n"
+            # The self-signed serving certificate (and its CA) kube-apiserver writes there on start.
+            f"    certificate-authority: {d / 'certs' / 'apiserver.crt'}\n"
             f"users:\n- name: admin\n  user:\n    token: {token}\n"
             "contexts:\n- name: validation\n  context:\n    cluster: validation\n    user: admin\n"
             "current-context: validation\n")

@@ -78,12 +78,14 @@ def test_a_valid_object_passes_where_its_broken_copies_fail(server, deployment):
     (lambda d: d["spec"].__setitem__("replicas", -1),
      "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
     (lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__("portz", []),
-     'unknown field "spec.template.spec.containers[0].portz"'),
+     # server-side apply names the list item by its key
+     '.spec.template.spec.containers[name="%s"].portz: field not declared in schema'),
     (lambda d: d["spec"]["selector"]["matchLabels"].__setitem__("app.kubernetes.io/name", "other"),
      "spec.template.metadata.labels: Invalid value"),
 ], ids=["negative-replicas", "unknown-field", "selector-not-matching-template"])
 def test_a_broken_object_is_refused_with_the_field_error(server, deployment, breakage, error):
     broken = copy.deepcopy(deployment)
     breakage(broken)
+    error = error.replace("%s", broken["spec"]["template"]["spec"]["containers"][0]["name"])
     done = apply(server, broken)
     assert done.returncode != 0 and error in done.stderr, done.stderr
