@@ -29,6 +29,8 @@ class Deployment:
     """Stack outputs that must stay secret (join tokens, kubeconfig)."""
     outputs: Mapping[str, pulumi.Input] = field(default_factory=dict)
     """Further plain stack outputs (e.g. the Kubernetes API URL)."""
+    app: Sequence[pulumi.Resource] = ()
+    """The app's resources: once they exist, the entry URL should answer."""
 
 
 class Orchestrator(ABC):
@@ -47,6 +49,9 @@ class Orchestrator(ABC):
     """Every port the nodes use: cloud firewalls open them, entry and registry ports must avoid them."""
     host_prerequisites: ClassVar[Sequence[str]]
     """What scripts/prepare.sh installs on SSH hosts and VMs before the bootstrap (`docker`), or ()."""
+    config_keys: ClassVar[Sequence[str]] = ()
+    """Stack keys (without the project prefix) that only this orchestrator reads: the config refuses
+    them, set to anything but their default, under another orchestrator."""
 
     _REQUIRED: ClassVar[tuple[str, ...]] = ("name", "default_node_image", "ports", "host_prerequisites")
 

@@ -100,9 +100,9 @@ class Swarm(pulumi.ComponentResource):
         if leader.docker_host is None:
             raise ValueError(f"the first manager {leader.name} offers no way to its Docker engine (Node.docker_host)")
         tls = leader.docker_tls
+        self.docker_host = pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1])
         self.provider = docker.Provider(
-            f"{name}-manager",
-            host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
+            f"{name}-manager", host=self.docker_host,
             # Mutual TLS (SSH hosts): the engine's certificate is checked against ca_material.
             ca_material=tls.ca if tls else None, cert_material=tls.cert if tls else None,
             key_material=pulumi.Output.secret(tls.key) if tls else None,
@@ -110,6 +110,7 @@ class Swarm(pulumi.ComponentResource):
         self.node_ids = node_ids
         self.register_outputs({
             "managerAddress": self.manager_address,
+            "dockerHost": self.docker_host,
             "nodeIds": node_ids,
             "workerToken": self.worker_token,
             "managerToken": self.manager_token,
@@ -124,6 +125,7 @@ class SwarmOrchestrator(Orchestrator):
     ports = (Port("tcp", 2377, purpose="cluster management"), Port("tcp", 7946, purpose="gossip"),
              Port("udp", 7946, purpose="gossip"), Port("udp", 4789, purpose="overlay VXLAN"))
     host_prerequisites = ("docker",)
+    config_keys = ("endpointMode",)
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
         if "k3s" in split_image(cfg.nodes.image)[0]:
@@ -147,10 +149,12 @@ class SwarmOrchestrator(Orchestrator):
         """A swarm on `nodes` and the app's services on it, through the first manager."""
         swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
         app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
-        SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+        app = SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
         swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
         return Deployment(manager_address=swarm.manager_address,
-                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
+                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
+                          # The first manager's engine as a docker CLI reaches it: `make context`.
+                          outputs={"dockerHost": swarm.docker_host}, app=[app])
 
 
 ORCHESTRATOR = SwarmOrchestrator()

@@ -17,14 +17,25 @@ case "$1" in
   kubectl)
     shift
     [ "$1" = --kubeconfig ] && shift 2
+    if [ -f "$STATE/api-down" ]; then
+      echo "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?" >&2
+      exit 1
+    fi
     case "$1" in
       get)
         case "$2" in
           --raw=/readyz) [ -f "$STATE/api-up" ] && echo ok || exit 1 ;;
-          node) [ -f "$STATE/node-$3" ] || exit 1 ;;
+          node)
+            [ -f "$STATE/node-$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
+            case "$5" in
+              *labels*etcd*) [ -f "$STATE/etcd-$3" ] && printf true ;;
+              *removed-node-name*) [ -f "$STATE/removed-$3" ] && printf '%s' "$3" ;;
+            esac ;;
         esac ;;
       wait) exit 0 ;;
-      drain) exit 0 ;;
+      drain) [ -f "$STATE/drain-stuck" ] && exit 1 ;;
+      # k3s's etcd controller: removes the member and confirms, unless it cannot.
+      annotate) [ -f "$STATE/etcd-stuck" ] || touch "$STATE/removed-$3" ;;
       delete) rm -f "$STATE/node-$3" ;;
     esac ;;
 esac
@@ -157,14 +168,53 @@ def test_wait_node_waits_for_the_node_then_for_ready(run, env):
     assert any("wait --for=condition=Ready node/w1" in c for c in calls)
 
 
+def kubectl_calls(calls: list[str]) -> list[str]:
+    return [c.split(" ", 4)[-1] for c in calls if "kubectl" in c]
+
+
 def test_remove_drains_then_deletes_and_is_idempotent(run, env):
     Path(env["STATE"], "node-w2").touch()
     done, calls = run("remove", "w2")
     assert done.returncode == 0, done.stderr
-    kubectl = [c.split(" ", 4)[-1] for c in calls if "kubectl" in c]
-    assert kubectl[1].startswith("drain w2 --ignore-daemonsets") and kubectl[2].startswith("delete node w2")
+    kubectl = kubectl_calls(calls)
+    assert kubectl[1].startswith("drain w2 --ignore-daemonsets") and kubectl[-1].startswith("delete node w2")
+    assert not any(c.startswith("annotate") for c in kubectl), "an agent has no etcd member"
     done, calls = run("remove", "w2")
     assert done.returncode == 0 and not any(" drain w2" in c for c in calls)
+    assert "not in the cluster" in done.stderr
+
+
+def test_remove_takes_a_servers_etcd_member_out_before_deleting_the_node(run, env):
+    for f in ("node-s2", "etcd-s2"):
+        Path(env["STATE"], f).touch()
+    done, calls = run("remove", "s2")
+    assert done.returncode == 0, done.stderr
+    kubectl = kubectl_calls(calls)
+    annotate = kubectl.index("annotate node s2 --overwrite etcd.k3s.cattle.io/remove=true")
+    confirmed = max(i for i, c in enumerate(kubectl) if "removed-node-name" in c)
+    delete = next(i for i, c in enumerate(kubectl) if c.startswith("delete node s2"))
+    assert kubectl.index(next(c for c in kubectl if c.startswith("drain s2"))) < annotate < confirmed < delete
+
+
+def test_remove_fails_loudly_when_the_etcd_member_does_not_leave(run, env):
+    for f in ("node-s2", "etcd-s2", "etcd-stuck"):
+        Path(env["STATE"], f).touch()
+    done, calls = run("remove", "s2", "1")
+    assert done.returncode != 0 and "removal of the etcd member of s2" in done.stderr
+    assert not any(c.startswith("delete node") for c in kubectl_calls(calls)), "the node must stay"
+    assert Path(env["STATE"], "node-s2").exists()
+
+
+@pytest.mark.parametrize("state, reason", [
+    ("api-down", "cannot ask the Kubernetes API"),
+    ("drain-stuck", "could not drain node s2"),
+])
+def test_remove_never_takes_a_failure_for_already_gone(run, env, state, reason):
+    for f in ("node-s2", "etcd-s2", state):
+        Path(env["STATE"], f).touch()
+    done, calls = run("remove", "s2")
+    assert done.returncode != 0 and reason in done.stderr, done.stderr
+    assert not any(c.startswith(("delete", "annotate")) for c in kubectl_calls(calls))
 
 
 def test_unknown_action_is_refused(run):
