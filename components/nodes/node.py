@@ -81,10 +81,6 @@ class DockerExec:
         return local.Command(name, create=f"{producer} | {shlex.join(self.argv(argv))}", triggers=triggers, opts=opts)
 
 
-# The name the image pipe's private known_hosts file gives every host (ssh -o HostKeyAlias).
-HOST_KEY_ALIAS = "phoenix-node"
-
-
 @dataclass(frozen=True)
 class Ssh:
     """A host reached over SSH: commands go through pulumi-command's remote connection.
@@ -128,12 +124,13 @@ class Ssh:
         that lives as long as the command, beside a known_hosts file holding only $PHOENIX_SSH_HOST_KEY.
         No ssh config, agent or other identity of the operator is used.
         """
-        options = self._options(["-F", "none", "-o", "StrictHostKeyChecking=yes", "-o", f"HostKeyAlias={HOST_KEY_ALIAS}",
-                                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "CheckHostIP=no",
-                                 "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR"])
+        options = self._options(["-F", "none", "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+                                 "-o", "CheckHostIP=no", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+                                 "-o", "LogLevel=ERROR"])
+        known_as = host if self.port == 22 else f"[{host}]:{self.port}"  # how known_hosts names it
         return ('umask 077 && ssh_dir=$(mktemp -d) && trap \'rm -rf "$ssh_dir"\' EXIT && '
                 'printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$ssh_dir/key" && '
-                f'printf \'{HOST_KEY_ALIAS} %s\\n\' "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && '
+                f'printf \'%s %s\\n\' {shlex.quote(known_as)} "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && '
                 f'{producer} | ssh -i "$ssh_dir/key" -o UserKnownHostsFile="$ssh_dir/known_hosts" '
                 f'{shlex.join([*options, f"{self.user}@{host}", shlex.join(argv)])}')
 

@@ -222,7 +222,9 @@ def test_pipe_line_writes_key_and_host_key_from_the_environment_and_removes_them
     line = Ssh("h", "root", 22, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "cat img.tar", ["docker", "load", "-q"])
     assert line.startswith('umask 077 && ssh_dir=$(mktemp -d) && trap \'rm -rf "$ssh_dir"\' EXIT && '
                            'printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$ssh_dir/key" && '
-                           'printf \'phoenix-node %s\\n\' "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && ')
+                           'printf \'%s %s\\n\' 192.0.2.5 "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && ')
+    other_port = Ssh("h", "root", 2222, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "true", ["true"])
+    assert "printf '%s %s\\n' '[192.0.2.5]:2222' \"$PHOENIX_SSH_HOST_KEY\"" in other_port
     assert 'cat img.tar | ssh -i "$ssh_dir/key" -o UserKnownHostsFile="$ssh_dir/known_hosts" ' in line
     assert line.endswith("root@192.0.2.5 'docker load -q'")
 
@@ -230,7 +232,7 @@ def test_pipe_line_writes_key_and_host_key_from_the_environment_and_removes_them
 def test_pipe_accepts_only_the_pinned_host_key_and_only_the_stack_key():
     argv = shlex.split(Ssh("h", "root", 22, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "true", ["true"]).split(" | ")[1])
     options = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
-    assert {"StrictHostKeyChecking=yes", "HostKeyAlias=phoenix-node", "GlobalKnownHostsFile=/dev/null",
+    assert {"StrictHostKeyChecking=yes", "GlobalKnownHostsFile=/dev/null",
             "IdentitiesOnly=yes", "IdentityAgent=none"} <= options
     assert argv[argv.index("-F") + 1] == "none"  # no ~/.ssh/config of the operator
 
