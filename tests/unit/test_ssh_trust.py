@@ -3,14 +3,18 @@ connection, and the Docker provider reaching the manager's engine over mutual TL
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pulumi
 import pytest
 
 from components.config import ConfigError
-from components.nodes.engine import CERTS_SCRIPT, ENGINE_PORT
+from components.nodes.engine import CERTS_SCRIPT, ENGINE_PORT, GATEWAY_SCRIPT
 from components.nodes.ssh_hosts import HOSTKEY_SCRIPT
 from components.orchestrators.swarm import Swarm
 from tests.unit.conftest import ENGINE_CLIENT_KEY, HOST_KEY, _script_action, _script_call, settled
@@ -168,3 +172,78 @@ def test_engine_certificates_chain_to_the_stack_ca_with_the_address(tmp_path):
     assert "TLS Web Client Authentication" in client
     assert ca["key"].startswith("-----BEGIN PRIVATE KEY-----") and server["key"] != ca["key"]
     assert list(Path(os.environ.get("TMPDIR", "/tmp")).glob("phoenix-certs-*")) == []  # nothing left on disk
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """The gateway serving on a free port in front of a fake engine that answers each line it reads."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command (Debian: openssl)")
+
+    def certs(*args, stdin=None):
+        return json.loads(subprocess.run(["python3", "-c", CERTS_SCRIPT, "engine-certs", *args], input=stdin,
+                                         capture_output=True, text=True, check=True).stdout)
+    ca = certs("ca")
+    server = certs("server", "127.0.0.1", stdin=json.dumps({"ca": ca["ca"], "caKey": ca["caKey"]}))
+    for name, text in {"ca.pem": ca["ca"], "cert.pem": server["cert"], "key.pem": server["key"],
+                       "client.pem": ca["cert"], "client.key": ca["key"]}.items():
+        (tmp_path / name).write_text(text)
+    engine_path = str(tmp_path / "engine.sock")
+    engine = socket.socket(socket.AF_UNIX)
+    engine.bind(engine_path)
+    engine.listen(64)
+
+    def answer(conn):
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                conn.sendall(b"engine:" + line)
+    threading.Thread(target=lambda: [threading.Thread(target=answer, args=(engine.accept()[0],), daemon=True).start()
+                                     for _ in iter(int, 1)], daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = subprocess.Popen(["python3", "-c", "import sys; exec(sys.argv[1])", GATEWAY_SCRIPT, "serve", str(tmp_path),
+                               str(port)], env={**os.environ, "PHOENIX_ENGINE_SOCKET": engine_path})
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield tmp_path, port
+    served.kill()
+    served.wait()
+    engine.close()
+
+
+def tls_client(directory, port, with_certificate=True):
+    context = ssl.create_default_context(cafile=str(directory / "ca.pem"))
+    if with_certificate:
+        context.load_cert_chain(str(directory / "client.pem"), str(directory / "client.key"))
+    return context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1")
+
+
+def test_the_gateway_relays_many_clients_at_once_to_the_engine(gateway):
+    directory, port = gateway
+    answers = []
+
+    def talk(i):
+        with tls_client(directory, port) as tls, tls.makefile("rb") as reply:
+            for j in range(20):
+                tls.sendall(f"request {i}.{j}\n".encode())
+                answers.append(reply.readline())
+    threads = [threading.Thread(target=talk, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(answers) == sorted(f"engine:request {i}.{j}\n".encode() for i in range(16) for j in range(20))
+
+
+def test_the_gateway_refuses_a_client_without_a_certificate_of_the_stack(gateway):
+    directory, port = gateway
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with tls_client(directory, port, with_certificate=False) as tls:
+            tls.sendall(b"request\n")
+            assert tls.recv(100) == b""  # TLS 1.3 reports the refused certificate on the first read
+            raise ConnectionError("closed without an answer")

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-ENGINE_SOCKET = "/var/run/docker.sock"
+ENGINE_SOCKET = os.environ.get("PHOENIX_ENGINE_SOCKET", "/var/run/docker.sock")  # tests: a fake engine
 UNIT = "phoenix-engine-gateway"
 UNIT_FILE = f"/etc/systemd/system/{UNIT}.service"
 ROOT = os.geteuid() == 0
