@@ -100,7 +100,8 @@ class K8sPhoenix(pulumi.ComponentResource):
     """ServiceAccount, Role, RoleBinding and CronJob in the app's namespace. Pass the k3s provider in `opts`."""
 
     def __init__(self, name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],
-                 namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None):
+                 namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
+                 pull_policy: str = "IfNotPresent"):
         super().__init__("phoenix:apps:K8sPhoenix", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         all_labels = {**labels, "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": PROJECT}
@@ -144,7 +145,7 @@ class K8sPhoenix(pulumi.ComponentResource):
                                 service_account_name=self.account.metadata.name,
                                 restart_policy="Never",
                                 containers=[k8s.core.v1.ContainerArgs(
-                                    name=NAME, image=image, image_pull_policy="IfNotPresent",
+                                    name=NAME, image=image, image_pull_policy=pull_policy,
                                     command=["python3", "-m", MODULE, "k8s"], env=env,
                                     resources=k8s.core.v1.ResourceRequirementsArgs(
                                         requests={"cpu": "10m", "memory": "16Mi"},
@@ -158,6 +159,7 @@ class K8sPhoenix(pulumi.ComponentResource):
 
 
 def k8s_phoenix(name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],
-                namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None) -> Optional[K8sPhoenix]:
+                namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
+                pull_policy: str = "IfNotPresent") -> Optional[K8sPhoenix]:
     """The Kubernetes controller (CronJob + least-privilege RBAC) when phoenix mode is on, else nothing."""
-    return K8sPhoenix(name, app, image, labels, namespace, opts) if app.phoenix else None
+    return K8sPhoenix(name, app, image, labels, namespace, opts, pull_policy) if app.phoenix else None

@@ -31,6 +31,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pulumi_command import local, remote
 
+from components.apps.app_image import ImageLoader
 from components.apps.k8s_app import K8sApp
 from components.apps.phoenix import k8s_phoenix
 from components.apps.spec import ServiceSpec
@@ -58,6 +59,15 @@ ROLES = {"manager": "server", "worker": "agent"}
 def k3s_argv(*args: str) -> list[str]:
     """argv that runs one action of the k3s bootstrap script on a node."""
     return script_argv(SCRIPT, "k3s", *args)
+
+
+IMAGE_LOADER = ImageLoader(
+    load=lambda name: k3s_argv("import", name),
+    check=lambda ref: k3s_argv("has-image", ref),
+    remove=lambda ref: k3s_argv("remove-image", ref),
+)
+"""Without a registry (hosts): the archive into k3s's containerd (and its images directory, imported
+on every start); pods use it with imagePullPolicy Never, so no node ever pulls it."""
 
 
 def server_url(address: str) -> str:
@@ -330,8 +340,11 @@ def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Seque
         args.update(airgap_dir=cfg.k3s.airgap_dir, entry_port=cfg.app.published_port)
     cluster = K3s(f"{name}-k3s", args, opts)
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=cluster.provider))
-    app = K8sApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
-    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts)  # nothing when off
+    # Container nodes pull from the stack's registry; hosts hold the image already (IMAGE_LOADER).
+    pull_policy = "IfNotPresent" if in_container else "Never"
+    app = K8sApp(f"{name}-app", {"services": services, "image": image, "pull_policy": pull_policy, "app": cfg.app,
+                                 "labels": cfg.labels}, app_opts)
+    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts, pull_policy)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},
                       outputs={"kubernetesApi": cluster.api_url})
