@@ -1,10 +1,11 @@
 """A Pulumi stack of substrate `ssh` on the test bed, driven through the real `pulumi` CLI.
 
-The committed stack file (stacks/Pulumi.<stack>.yaml) is a template: the test writes its own copy
-under build/ (`--config-file`) with the bed's hosts, then sets the generated private key as a
-secret through stdin (never on a command line) under a generated passphrase (in the environment of
-the pulumi processes only). The state goes where scripts/pulumi-env.sh says (the repo's
-.pulumi-state); the stack is removed again at the end.
+The committed stack file (stacks/Pulumi.<stack>.yaml) is a template. `pulumi` runs in a project
+directory of the bed's (the program's files linked, not copied) whose stacks/ holds the test's own
+copy: the bed's hosts, the encryption salt `stack init` writes, the generated private key set as a
+secret through stdin (never on a command line), under a generated passphrase (in the environment of
+the pulumi processes only). Nothing in the repository changes. The state goes where
+scripts/pulumi-env.sh says (the repo's .pulumi-state); the stack is removed again at the end.
 
 Stopgap until the Docker provider takes `phoenix:sshPrivateKey` itself: the pulumi processes find an
 `ssh` wrapper first on PATH that adds the bed's ssh_config (its key and known host keys), because
@@ -42,7 +43,14 @@ class HostsStack:
     def __init__(self, name: str, bed: Bed):
         self.name, self.bed = name, bed
         self.template = ROOT / "stacks" / f"Pulumi.{name}.yaml"
-        self.config_file = bed.directory / f"Pulumi.{name}.yaml"
+        self.project = bed.directory / "project"
+        self.config_file = self.project / "stacks" / f"Pulumi.{name}.yaml"
+        (self.project / "stacks").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "Pulumi.yaml", self.project / "Pulumi.yaml")
+        for entry in ("__main__.py", "components", "images", ".venv"):
+            link = self.project / entry
+            if not link.is_symlink():
+                link.symlink_to(ROOT / entry)
         wrappers = bed.directory / "bin"
         wrappers.mkdir(exist_ok=True)
         ssh = wrappers / "ssh"
@@ -52,10 +60,9 @@ class HostsStack:
                     "PATH": f"{wrappers}:{os.environ['PATH']}"}
         self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 1500,
-            config: bool = True) -> subprocess.CompletedProcess:
-        argv = ["pulumi", *args, "--stack", self.name, *(["--config-file", str(self.config_file)] if config else [])]
-        done = subprocess.run(argv, cwd=ROOT, env=self.env, input=stdin, capture_output=True, text=True,
+    def run(self, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = 1500) -> subprocess.CompletedProcess:
+        done = subprocess.run(["pulumi", *args, "--stack", self.name], cwd=self.project, env=self.env, input=stdin, capture_output=True, text=True,
                               timeout=timeout)
         if check and done.returncode != 0:
             raise PulumiError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
@@ -63,7 +70,7 @@ class HostsStack:
 
     def create(self, hosts: list[dict]) -> "HostsStack":
         """The stack with the bed's `hosts` and the bed's key as phoenix:sshPrivateKey."""
-        self.run("stack", "rm", "--yes", "--force", check=False, config=False)  # an interrupted run's
+        self.run("stack", "rm", "--yes", "--force", check=False)  # an interrupted run's
         self.config_file.unlink(missing_ok=True)
         self.run("stack", "init", "--secrets-provider", "passphrase")
         self.set_hosts(hosts)
@@ -88,4 +95,4 @@ class HostsStack:
         return self.run("destroy", "--yes", "--skip-preview")
 
     def remove(self) -> None:
-        self.run("stack", "rm", "--yes", "--force", check=False, config=False)
+        self.run("stack", "rm", "--yes", check=False)
