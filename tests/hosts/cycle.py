@@ -62,6 +62,31 @@ def make_stack(bed: beds.Bed, hosts: dict[str, str]):
         stack.remove()
 
 
+def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: dict[str, str]):
+    """The fixtures `bed`, `found` (each host before the first up), `stack` and `deployed` (the stack's
+    outputs after `pulumi up`, timed) of one cycle module: `bed, found, stack, deployed = module_fixtures(...)`."""
+
+    @pytest.fixture(scope="module", name="bed")
+    def bed_fixture():
+        yield from make_bed(stack_name, subnet, bed_hosts)
+
+    @pytest.fixture(scope="module", name="found")
+    def found_fixture(bed):
+        return {h.name: bed.snapshot(h) for h in bed.hosts}
+
+    @pytest.fixture(scope="module", name="stack")
+    def stack_fixture(bed, found):
+        yield from make_stack(bed, hosts)
+
+    @pytest.fixture(scope="module", name="deployed")
+    def deployed_fixture(stack):
+        with timed(stack_name, "hosts up"):
+            stack.up()
+        return stack.outputs()
+
+    return bed_fixture, found_fixture, stack_fixture, deployed_fixture
+
+
 def whoami(url: str, requests: int = 30, patience: float = 60) -> list[dict]:
     """`requests` answers of the app's /whoami.json (retrying while the entry comes up)."""
     answers, deadline = [], time.monotonic() + patience

@@ -14,10 +14,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.hosts.cycle import (TIMINGS, assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               make_bed, make_stack, replicas, swarm_nodes, timed)
+                               module_fixtures, replicas, swarm_nodes, timed)
 from tests.hosts.stack import ROOT
 
 STACK, SUBNET = "hosts-ci", "172.31.0.0/24"
@@ -26,27 +24,7 @@ SPARE = "w3"
 """A bed host outside the stack until the scale-out."""
 
 
-@pytest.fixture(scope="module")
-def bed():
-    yield from make_bed(STACK, SUBNET, [*HOSTS, SPARE])
-
-
-@pytest.fixture(scope="module")
-def found(bed):
-    """Every host before the first `pulumi up`."""
-    return {h.name: bed.snapshot(h) for h in bed.hosts}
-
-
-@pytest.fixture(scope="module")
-def stack(bed, found):
-    yield from make_stack(bed, HOSTS)
-
-
-@pytest.fixture(scope="module")
-def deployed(stack):
-    with timed(STACK, "hosts up"):
-        stack.up()
-    return stack.outputs()
+bed, found, stack, deployed = module_fixtures(STACK, SUBNET, [*HOSTS, SPARE], HOSTS)
 
 
 def test_the_swarm_forms_on_the_hosts_and_the_app_answers_from_several_hosts(bed, deployed):

@@ -3,35 +3,14 @@ the removed managers are demoted before they leave, the quorum holds throughout,
 answering, and `pulumi destroy` leaves every host as it was found."""
 from __future__ import annotations
 
-import pytest
-
-from tests.hosts.cycle import (assert_as_found, assert_served_by_several_containers_on_several_hosts, make_bed,
-                               make_stack, replicas, swarm_nodes, timed)
+from tests.hosts.cycle import (assert_as_found, assert_served_by_several_containers_on_several_hosts,
+                               module_fixtures, replicas, swarm_nodes, timed)
 
 STACK, SUBNET = "hosts-ci3", "172.31.1.0/24"
 HOSTS = {"m0": "manager", "m1": "manager", "m2": "manager", "w1": "worker"}
 
 
-@pytest.fixture(scope="module")
-def bed():
-    yield from make_bed(STACK, SUBNET, list(HOSTS))
-
-
-@pytest.fixture(scope="module")
-def found(bed):
-    return {h.name: bed.snapshot(h) for h in bed.hosts}
-
-
-@pytest.fixture(scope="module")
-def stack(bed, found):
-    yield from make_stack(bed, HOSTS)
-
-
-@pytest.fixture(scope="module")
-def deployed(stack):
-    with timed(STACK, "hosts up"):
-        stack.up()
-    return stack.outputs()
+bed, found, stack, deployed = module_fixtures(STACK, SUBNET, list(HOSTS), HOSTS)
 
 
 def test_three_managers_share_the_raft_quorum(bed, deployed):
