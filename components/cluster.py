@@ -5,6 +5,7 @@ from typing import Optional, TypedDict
 
 import pulumi
 
+from components import orchestrators
 from components.apps.app_image import AppImage
 from components.apps.spec import sample_services
 from components.config import ClusterConfig
@@ -25,10 +26,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         services = sample_services(cfg.app)
 
-        if cfg.orchestrator == "swarm":
-            from components.orchestrators import swarm as orchestrator
-        else:
-            from components.orchestrators import k3s as orchestrator
+        orchestrator = orchestrators.get(cfg.orchestrator)
 
         if cfg.substrate == "docker":
             nodes = DockerNodes(cfg.stack, {
@@ -36,12 +34,12 @@ class Cluster(pulumi.ComponentResource):
                 "bind_address": cfg.app.bind_address, "labels": cfg.labels}, child)
         else:
             from components.nodes.hosts import host_nodes
-            nodes = host_nodes(cfg, child)
+            nodes = host_nodes(cfg, orchestrator, child)
         self.nodes = nodes.nodes
 
         image = AppImage(f"{name}-image", {
             "base_image": cfg.app.base_image, "registry": nodes.registry, "nodes": nodes.nodes,
-            "loader": orchestrator.IMAGE_LOADER}, child)
+            "loader": orchestrator.image_loader}, child)
         deployed = orchestrator.deploy(name, cfg, nodes.nodes, services, image.ref, child)
 
         self.manager_address = deployed.manager_address

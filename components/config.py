@@ -11,33 +11,27 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
+
+from components import orchestrators
+
+if TYPE_CHECKING:
+    from components.orchestrators.orchestrator import Orchestrator
 
 PROJECT = "phoenix"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
-ORCHESTRATORS = ("swarm", "k3s")
 SUBSTRATES = ("docker", "ssh", "cloud")
 ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
-DEFAULT_NODE_IMAGES = {"swarm": "docker:27-dind", "k3s": "rancher/k3s"}
-# Ports the node layer must leave free for the orchestrators and the registry (Swarm: 2377, 7946,
-# 4789; k3s: API 6443, agent load balancer 6444, etcd 2379-2380, flannel VXLAN 8472, kubelet 10250).
-RESERVED_PORTS = {2377, 7946, 4789, 6443, 6444, 2379, 2380, 8472, 10250}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
-_K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 
 
 class ConfigError(ValueError):
     """Raised with one line per bad key; nothing has been created when it is raised."""
-
-
-def k3s_image_tag(version: str) -> str:
-    """The rancher/k3s image tag of a k3s release (image tags cannot hold '+')."""
-    return version.replace("+", "-")
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -46,17 +40,6 @@ def split_image(image: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return image, ""
     return repo, tag
-
-
-def airgap_problems(directory: str) -> list[str]:
-    """What a k3s air-gap directory lacks: the k3s binary, install.sh and the images tarball."""
-    root = Path(directory)
-    if not root.is_dir():
-        return ["not a directory on the Pulumi host"]
-    problems = [f"{name} missing" for name in ("k3s", "install.sh") if not (root / name).is_file()]
-    if not any(p.is_file() for p in root.glob("k3s-airgap-images-*")):
-        problems.append("no k3s-airgap-images-<arch>.tar(.zst|.gz)")
-    return problems
 
 
 def declared() -> dict[str, dict[str, Any]]:
@@ -206,11 +189,22 @@ class _Reader:
         return value
 
 
-def _port(r: _Reader, key: str) -> int:
+def _port(r: _Reader, key: str, reserved: set[int], orchestrator: str) -> int:
     value = r.int_range(key, 1, 65535)
-    if value in RESERVED_PORTS:
-        r.bad(key, value, f"port is used by the orchestrators ({', '.join(map(str, sorted(RESERVED_PORTS)))}); pick another")
+    if value in reserved:
+        r.bad(key, value, f"port is used by the orchestrator {orchestrator} ({', '.join(map(str, sorted(reserved)))}); "
+              "pick another")
     return value
+
+
+def _orchestrator(r: _Reader) -> tuple["Orchestrator", bool]:
+    """(the chosen orchestrator, True), or (the default one, False) after recording that there is none."""
+    name = r.get("orchestrator")
+    try:
+        return orchestrators.get(name), True
+    except orchestrators.UnknownOrchestrator:
+        r.bad("orchestrator", name, f"choose one of {', '.join(orchestrators.names())}")
+        return orchestrators.get(r.decl["orchestrator"]["default"]), False
 
 
 def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
@@ -271,7 +265,8 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     for key in sorted(unknown):
         r.bad(key, raw[key], f"unknown key; known keys are listed in Pulumi.yaml under config")
 
-    orchestrator = r.choice("orchestrator", ORCHESTRATORS)
+    chosen, known = _orchestrator(r)
+    orchestrator = chosen.name
     substrate = r.choice("substrate", SUBSTRATES)
     managers = r.int_range("managers", 1, 7, " (an odd number: Raft/etcd need a majority)")
     if managers % 2 == 0:
@@ -279,7 +274,7 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
               "(Swarm's Raft, k3s's embedded etcd)")
     workers = r.int_range("workers", 0, 50)
 
-    image = r.get("nodeImage") or DEFAULT_NODE_IMAGES[orchestrator]
+    image = r.get("nodeImage") or chosen.default_node_image
     privileged = r.get("privileged")
     registry_image, base_image = r.get("registryImage"), r.get("appBaseImage")
     cap_drop = r.get("capDrop")
@@ -323,8 +318,8 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         r.bad("sshPrivateKey", None, f"substrate {substrate} needs it: pulumi config set --secret {PROJECT}:sshPrivateKey < ~/.ssh/id_ed25519")
 
     replicas = {s: r.int_range(f"{s}Replicas", 1, 100) for s in SERVICES}
-    published = _port(r, "publishedPort")
-    registry_port = _port(r, "registryPort")
+    published = _port(r, "publishedPort", chosen.reserved_ports(), orchestrator)
+    registry_port = _port(r, "registryPort", chosen.reserved_ports(), orchestrator)
     if registry_port == published:
         r.bad("registryPort", registry_port, "must differ from phoenix:publishedPort")
     bind = r.get("bindAddress")
@@ -340,10 +335,9 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
             r.bad("autoscaleMax", autoscale_max, f"at least phoenix:{s}Replicas ({n}): the autoscaler's minimum is the replica count")
     min_available = r.int_range("minAvailable", 0)
     for s, n in replicas.items():
-        # A single replica is exempt on Swarm (no disruption budget there), not on k3s.
-        if min_available >= n and (n > 1 or orchestrator == "k3s"):
-            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain"
-                  + (": set phoenix:minAvailable to 0 or raise the replicas" if n == 1 else ""))
+        # A single replica is checked by orchestrators with disruption budgets (Orchestrator.validate).
+        if min_available >= n > 1:
+            r.bad("minAvailable", min_available, f"below phoenix:{s}Replicas ({n}), or no pod could ever be evicted for a drain")
 
     phoenix_interval = r.int_range("phoenixInterval", 10, 86_400)
     phoenix_services = r.get("phoenixServices")
@@ -359,34 +353,9 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     version = r.get("appVersion")
     if not re.match(r"^[A-Za-z0-9._-]{1,64}$", version):
         r.bad("appVersion", version, "letters, digits, '.', '_' or '-' (it becomes an image label and env value)")
-    k3s_version = r.get("k3sVersion")
-    if not _K3S_VERSION.match(k3s_version):
-        r.bad("k3sVersion", k3s_version, "a k3s release such as v1.31.4+k3s1")
-    airgap_dir = r.get("k3sAirgapDir")
-    if airgap_dir and not airgap_dir.startswith("/"):
-        r.bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
-    elif airgap_dir and orchestrator == "k3s" and substrate != "docker":
-        problems = airgap_problems(airgap_dir)
-        if problems:
-            r.bad("k3sAirgapDir", airgap_dir, f"{'; '.join(problems)}: it needs the k3s binary (k3s), the images "
-                  "tarball and the install script (install.sh) of the phoenix:k3sVersion release")
-    if orchestrator == "k3s" and "k3s" not in split_image(image)[0]:
-        r.bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
-    elif orchestrator == "k3s" and _K3S_VERSION.match(k3s_version):
-        # The official image is tagged by release: the tag follows phoenix:k3sVersion.
-        repo, tag = split_image(image)
-        if not tag:
-            image = f"{image}:{k3s_image_tag(k3s_version)}"
-        elif repo.endswith("rancher/k3s") and tag != k3s_image_tag(k3s_version):
-            r.bad("nodeImage", image, f"tag {k3s_image_tag(k3s_version)} to match phoenix:k3sVersion ({k3s_version}), "
-                  "or leave the tag out (it is then taken from phoenix:k3sVersion)")
-    if orchestrator == "swarm" and "k3s" in split_image(image)[0]:
-        r.bad("nodeImage", image, "a docker-in-docker image such as docker:27-dind for orchestrator swarm")
+    k3s_version, airgap_dir = r.get("k3sVersion"), r.get("k3sAirgapDir")
     if not _NAME.match(stack.lower().replace("_", "-").replace(".", "-")[:32]):
         r.bad("(stack name)", stack, "a stack name made of letters, digits and '-'")
-
-    if r.errors:
-        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
 
     nodes = NodesConfig(
         managers=managers, workers=workers, image=image, privileged=privileged,
@@ -398,10 +367,15 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
         bind_address=bind, endpoint_mode=endpoint_mode, autoscale_max=autoscale_max,
         min_available=min_available, phoenix=phoenix, phoenix_interval=phoenix_interval,
         phoenix_services=tuple(phoenix_services))
-    return ClusterConfig(
+    cfg = ClusterConfig(
         stack=stack, orchestrator=orchestrator, substrate=substrate, nodes=nodes, app=app,
         k3s=K3sConfig(version=k3s_version, airgap_dir=airgap_dir),
         labels={"io.phoenix.project": PROJECT, "io.phoenix.stack": stack})
+    if known:  # the default's own checks would only add noise to an unknown name
+        cfg = chosen.validate(cfg, r.bad)
+    if r.errors:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(r.errors))
+    return cfg
 
 
 def load() -> ClusterConfig:

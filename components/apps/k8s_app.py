@@ -1,21 +1,22 @@
 """The sample microservices rendered to Kubernetes (k3s).
 
 Every service of the definition (spec.sample_services) becomes, in one namespace:
-- a Deployment with the definition's replicas, image and command, liveness and readiness probes on
-  its /healthz and /readyz, a startup probe that gives a starting container the same grace as the
+- a Deployment with the definition's image and command, liveness and readiness probes on its
+  /healthz and /readyz, a startup probe that gives a starting container the same grace as the
   Swarm health check's start period, resource requests and limits, a rolling update that never goes
   below the replica count (maxUnavailable 0, maxSurge from the definition; a new pod must stay ready
-  for the definition's monitor window), a soft spread across nodes, and NODE_NAME from the
-  downward API (the node a pod runs on, as Swarm's {{.Node.Hostname}});
+  for the definition's monitor window) and fails after the definition's progress deadline (the
+  rollback controller, rollback.py, then restores the previous version), a soft spread across
+  nodes, and NODE_NAME from the downward API (the node a pod runs on, as Swarm's {{.Node.Hostname}});
 - a ClusterIP Service named like the service (so `http://api:8081` resolves as on Swarm);
-- a HorizontalPodAutoscaler between the replica count and phoenix:autoscaleMax (CPU; k3s bundles
-  metrics-server) and a PodDisruptionBudget keeping phoenix:minAvailable pods through drains.
+- a HorizontalPodAutoscaler between the definition's replicas and phoenix:autoscaleMax (CPU; k3s
+  bundles metrics-server): it alone sets the Deployment's replica count;
+- a PodDisruptionBudget keeping phoenix:minAvailable pods through drains.
 The entry service is reached through an Ingress of k3s's bundled Traefik. Nothing here repeats a
 replica count, port or probe of the definition.
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
 
 import pulumi
@@ -29,8 +30,9 @@ INGRESS_CLASS = "traefik"
 """The IngressClass of the Traefik that k3s deploys."""
 CPU_TARGET_PERCENT = 70
 """Average CPU use (of requests) above which the autoscaler adds pods."""
-START_GRACE_FACTOR = 5
-"""Startup grace = this many times the liveness initial delay (at least 1 s), as Swarm's start period."""
+PATCH_FORCE = {"pulumi.com/patchForce": "true"}
+"""On a Deployment: Pulumi's server-side apply takes back fields another writer changed (the rollback
+controller's undo of a failed version) instead of failing on the field-manager conflict."""
 
 
 def validate(services: Sequence[ServiceSpec]) -> None:
@@ -73,10 +75,9 @@ def http_probe(p: Probe) -> k8s.core.v1.ProbeArgs:
 
 def startup_probe(s: ServiceSpec) -> k8s.core.v1.ProbeArgs:
     """Liveness's check every second during the start grace; liveness and readiness start after it."""
-    grace_s = max(s.liveness.initial_delay_s, 1) * START_GRACE_FACTOR
     return k8s.core.v1.ProbeArgs(
         http_get=k8s.core.v1.HTTPGetActionArgs(path=s.liveness.path, port=s.liveness.port),
-        period_seconds=1, timeout_seconds=s.liveness.timeout_s, failure_threshold=math.ceil(grace_s))
+        period_seconds=1, timeout_seconds=s.liveness.timeout_s, failure_threshold=max(s.liveness.start_grace_s, 1))
 
 
 def container(s: ServiceSpec, image: pulumi.Input[str], pull_policy: str = "IfNotPresent") -> k8s.core.v1.ContainerArgs:
@@ -142,11 +143,15 @@ class K8sApp(pulumi.ComponentResource):
             match = k8s.meta.v1.LabelSelectorArgs(match_labels=selector(s))
             self.deployments[s.name] = k8s.apps.v1.Deployment(
                 f"{name}-{s.name}",
-                metadata=meta(s),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=s.name, namespace=namespace,
+                                                    labels={**labels, **selector(s)}, annotations=PATCH_FORCE),
+                # No `replicas`: the autoscaler (minimum = the definition's replicas) alone sets them. With
+                # server-side apply a count here would make Pulumi an owner of the field the autoscaler
+                # writes, and each `pulumi up` would reset the autoscaled count.
                 spec=k8s.apps.v1.DeploymentSpecArgs(
-                    replicas=s.replicas,
                     selector=match,
                     min_ready_seconds=s.update.monitor_s,
+                    progress_deadline_seconds=s.update.progress_deadline_s,
                     strategy=k8s.apps.v1.DeploymentStrategyArgs(
                         type="RollingUpdate",
                         rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
@@ -160,9 +165,7 @@ class K8sApp(pulumi.ComponentResource):
                                 max_skew=1, topology_key="kubernetes.io/hostname",
                                 # Soft, as Swarm's spread preference: never leaves a replica unscheduled.
                                 when_unsatisfiable="ScheduleAnyway", label_selector=match)]))),
-                # The autoscaler owns the replica count once the Deployment exists; its minimum is the
-                # definition's replicas, so a changed count still takes effect through it.
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
+                opts=child)
             self.services[s.name] = k8s.core.v1.Service(
                 f"{name}-{s.name}-svc",
                 metadata=meta(s),

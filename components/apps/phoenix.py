@@ -16,9 +16,9 @@ from typing import Mapping, Optional
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_kubernetes as k8s
 
-from components.config import PROJECT, AppConfig
+from components.apps.k8s_controller import K8sController
+from components.config import AppConfig
 
 NAME = "phoenix"
 MODULE = "sampleapp.phoenix"
@@ -96,66 +96,19 @@ def swarm_phoenix(name: str, app: AppConfig, image: pulumi.Input[str], labels: M
     return SwarmPhoenix(name, app, image, labels, opts) if app.phoenix else None
 
 
-class K8sPhoenix(pulumi.ComponentResource):
-    """ServiceAccount, Role, RoleBinding and CronJob in the app's namespace. Pass the k3s provider in `opts`."""
+class K8sPhoenix(K8sController):
+    """The phoenix controller as a CronJob with least-privilege RBAC. Pass the cluster's provider in `opts`."""
+
+    TYPE = "phoenix:apps:K8sPhoenix"
 
     def __init__(self, name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],
                  namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
                  pull_policy: str = "IfNotPresent"):
-        super().__init__("phoenix:apps:K8sPhoenix", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        all_labels = {**labels, "app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": PROJECT}
-
-        def meta() -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=namespace, labels=all_labels)
-
-        self.account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta(), opts=child)
-        self.role = k8s.rbac.v1.Role(
-            f"{name}-role", metadata=meta(), rules=[k8s.rbac.v1.PolicyRuleArgs(**rule) for rule in RBAC_RULES],
-            opts=child)
-        self.binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-binding", metadata=meta(),
-            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
-                                             name=self.role.metadata.name),
-            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=self.account.metadata.name,
-                                              namespace=namespace)],
-            opts=child)
-        env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in controller_env(app).items()] + [
-            k8s.core.v1.EnvVarArgs(name="PHOENIX_NAMESPACE", value_from=k8s.core.v1.EnvVarSourceArgs(
-                field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.namespace")))]
-        self.cronjob = k8s.batch.v1.CronJob(
-            f"{name}-cronjob",
-            metadata=meta(),
-            spec=k8s.batch.v1.CronJobSpecArgs(
-                schedule=cron_schedule(app.phoenix_interval),
-                # A pass that is still running (API slow) is not doubled by the next one.
-                concurrency_policy="Forbid",
-                starting_deadline_seconds=60,
-                successful_jobs_history_limit=1,
-                failed_jobs_history_limit=1,
-                job_template=k8s.batch.v1.JobTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=all_labels),
-                    spec=k8s.batch.v1.JobSpecArgs(
-                        backoff_limit=0,
-                        active_deadline_seconds=120,
-                        ttl_seconds_after_finished=max(600, app.phoenix_interval * 2),
-                        template=k8s.core.v1.PodTemplateSpecArgs(
-                            metadata=k8s.meta.v1.ObjectMetaArgs(labels=all_labels),
-                            spec=k8s.core.v1.PodSpecArgs(
-                                service_account_name=self.account.metadata.name,
-                                restart_policy="Never",
-                                containers=[k8s.core.v1.ContainerArgs(
-                                    name=NAME, image=image, image_pull_policy=pull_policy,
-                                    command=["python3", "-m", MODULE, "k8s"], env=env,
-                                    resources=k8s.core.v1.ResourceRequirementsArgs(
-                                        requests={"cpu": "10m", "memory": "16Mi"},
-                                        limits={"cpu": "200m", "memory": "64Mi"}),
-                                    security_context=k8s.core.v1.SecurityContextArgs(
-                                        run_as_non_root=True, run_as_user=65534, allow_privilege_escalation=False,
-                                        read_only_root_filesystem=True,
-                                        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])))]))))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.binding]))
-        self.register_outputs({"cronjob": self.cronjob.metadata.name, "schedule": cron_schedule(app.phoenix_interval)})
+        super().__init__(name, {
+            "object_name": NAME, "command": ["python3", "-m", MODULE, "k8s"], "env": controller_env(app),
+            "rules": RBAC_RULES, "schedule": cron_schedule(app.phoenix_interval),
+            "keep_finished_s": max(600, app.phoenix_interval * 2),
+            "image": image, "pull_policy": pull_policy, "namespace": namespace, "labels": labels}, opts)
 
 
 def k8s_phoenix(name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],

@@ -13,6 +13,10 @@ from components.config import AppConfig
 
 @dataclass(frozen=True)
 class Probe:
+    """An HTTP check of a container. The defaults ride out a slow answer: a container capped at a
+    quarter of a CPU can miss one check under load, and must not leave the load balancer (readiness)
+    or be restarted (liveness) for that; several misses in a row mean something is wrong."""
+
     path: str
     port: int
     period_s: int = 2
@@ -20,6 +24,9 @@ class Probe:
     failures: int = 3
     """Consecutive failures before the container is unhealthy (liveness) or unready (readiness)."""
     initial_delay_s: int = 0
+    start_grace_s: int = 0
+    """How long a starting container may fail the check without counting (Swarm's health-check start
+    period, Kubernetes' startup probe)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class UpdatePolicy:
     monitor_s: int = 10
     """How long a new task must stay healthy before the update moves on."""
     max_failure_ratio: float = 0.0
+    progress_deadline_s: int = 120
+    """Kubernetes: a rollout that makes no progress for this long has failed, and is rolled back (a pod
+    pull, start and monitor window fit in it with room to spare). Swarm judges each task by its health
+    check and the monitor window instead."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,9 @@ def service_spec(name: str, port: int, replicas: int, env: Mapping[str, str], en
     return ServiceSpec(
         name=name, module=f"sampleapp.{name}", port=port, replicas=replicas,
         env={"PORT": str(port), **env}, entry=entry,
-        liveness=Probe("/healthz", port, period_s=1, timeout_s=5, failures=3, initial_delay_s=2),
-        readiness=Probe("/readyz", port, period_s=1, failures=1),
+        # Swarm runs the liveness check as a command (python3 starts in the container: a 4 s timeout).
+        liveness=Probe("/healthz", port, timeout_s=4, initial_delay_s=2, start_grace_s=10),
+        readiness=Probe("/readyz", port),
         resources=Resources(cpu_millis=250, memory_mb=96, request_cpu_millis=50, request_memory_mb=32))
 
 

@@ -29,7 +29,7 @@ def _healthcheck(s: ServiceSpec) -> docker.ServiceTaskSpecContainerSpecHealthche
     return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
         tests=["CMD", *s.probe_command], interval=_duration(s.liveness.period_s),
         timeout=_duration(s.liveness.timeout_s), retries=s.liveness.failures,
-        start_period=_duration(max(s.liveness.initial_delay_s, 1) * 5))
+        start_period=_duration(s.liveness.start_grace_s))
 
 
 def edge_service(app: AppConfig, entry: ServiceSpec) -> ServiceSpec:

@@ -8,14 +8,14 @@ bootstraps them over SSH at their public IPv4, advertising their private address
 
 Hetzner Cloud firewalls filter public interfaces only; traffic on the private network is not
 filtered. The firewall therefore opens from outside only SSH (from the admin CIDRs), the entry port
-(from anywhere) and, for k3s, the API on 6443 (admin CIDRs); the orchestrator's node-to-node ports
-are listed with the private network as their only source, so they are closed publicly and the rule
-set states the whole policy (docs/vms.md).
+(from anywhere) and the orchestrator's ports meant for admins (the k3s API on 6443); the
+orchestrator's node-to-node ports are listed with the private network (or the servers' addresses) as
+their only source, so they are closed publicly and the rule set states the whole policy (docs/vms.md).
 """
 from __future__ import annotations
 
 import ipaddress
-from typing import Mapping, Optional, TypedDict
+from typing import Mapping, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -23,20 +23,13 @@ import yaml
 
 from components.config import NodesConfig
 from components.nodes.docker_nodes import MANAGER_OFFSET, WORKER_OFFSET, node_names
-from components.nodes.node import Node
+from components.nodes.node import MachineNeeds, Node
 from components.nodes.registry import Registry
 from components.nodes.ssh_hosts import HostSpec, SshHosts
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central",
                  "ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
-
-# (protocol, port) the orchestrator's nodes use among themselves; `servers` only between servers.
-NODE_PORTS: Mapping[str, list[tuple[str, str]]] = {
-    "swarm": [("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789")],
-    "k3s": [("tcp", "6443"), ("udp", "8472"), ("tcp", "10250")],
-}
-SERVER_PORTS: Mapping[str, list[tuple[str, str]]] = {"swarm": [], "k3s": [("tcp", "2379-2380")]}
 
 
 def subnet_of(network_cidr: str) -> ipaddress.IPv4Network:
@@ -54,37 +47,44 @@ def private_addresses(network_cidr: str, managers: int, workers: int) -> list[st
         [str(subnet[WORKER_OFFSET + i]) for i in range(workers)]
 
 
-def cloud_init(orchestrator: str) -> str:
+# What cloud-init installs for each host prerequisite (scripts/prepare.sh checks it afterwards).
+PREREQUISITE_PACKAGES = {"docker": (["docker.io"], [["systemctl", "enable", "--now", "docker"]])}
+
+
+def cloud_init(prerequisites: Sequence[str]) -> str:
     """cloud-init user data: the node's prerequisites (scripts/prepare.sh checks them afterwards)."""
-    doc: dict = {"package_update": orchestrator == "swarm"}
-    if orchestrator == "swarm":
-        doc["packages"] = ["docker.io"]
-        doc["runcmd"] = [["systemctl", "enable", "--now", "docker"]]
+    doc: dict = {"package_update": bool(prerequisites)}
+    for name in prerequisites:
+        packages, commands = PREREQUISITE_PACKAGES[name]
+        doc.setdefault("packages", []).extend(packages)
+        doc.setdefault("runcmd", []).extend(commands)
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False)
 
 
-def firewall_rules(orchestrator: str, network_cidr: str, server_addresses: list[str],
+def firewall_rules(orchestrator: MachineNeeds, network_cidr: str, server_addresses: list[str],
                    admin_cidrs: list[str], published_port: int) -> list[hcloud.FirewallRuleArgs]:
     """Inbound rules: the public entry points, then the orchestrator's ports between nodes only."""
     def rule(protocol: str, port: str, sources: list[str], description: str) -> hcloud.FirewallRuleArgs:
         return hcloud.FirewallRuleArgs(direction="in", protocol=protocol, port=port, source_ips=sources,
                                        description=description)
 
+    name = orchestrator.name
     rules = [rule("tcp", "22", admin_cidrs, "ssh from admins"),
              rule("tcp", str(published_port), ANYWHERE, "entry port")]
-    if orchestrator == "k3s":
-        rules.append(rule("tcp", "6443", admin_cidrs, "k3s api from admins"))
-    rules += [rule(p, port, [network_cidr], f"{orchestrator} between nodes") for p, port in NODE_PORTS[orchestrator]]
-    rules += [rule(p, port, [f"{a}/32" for a in server_addresses], f"{orchestrator} between servers")
-              for p, port in SERVER_PORTS[orchestrator]]
+    rules += [rule(p.protocol, p.spec, admin_cidrs, f"{name} {p.purpose} from admins")
+              for p in orchestrator.ports if p.admins]
+    sources = {"nodes": [network_cidr], "servers": [f"{a}/32" for a in server_addresses]}
+    # `local` ports serve processes on the node itself: never opened.
+    rules += [rule(p.protocol, p.spec, sources[p.between], f"{name} between {p.between}")
+              for p in orchestrator.ports if p.between in sources]
     return rules
 
 
 class CloudVmsArgs(TypedDict):
     config: NodesConfig
     """Node counts, `cloud` (location, server type, image, network, admin CIDRs) and the SSH public key."""
-    orchestrator: str
-    """`swarm` or `k3s`: firewall ports and cloud-init packages."""
+    orchestrator: MachineNeeds
+    """Firewall ports and cloud-init packages (host prerequisites) of the orchestrator."""
     published_port: int
     """The entry port, opened to everyone."""
     private_key: pulumi.Input[str]
@@ -127,7 +127,7 @@ class CloudVms(pulumi.ComponentResource):
         key = hcloud.SshKey(f"{name}-key", name=f"phoenix-{name}", public_key=cfg.ssh_public_key,
                             labels=labels, opts=child)
 
-        user_data = cloud_init(orchestrator)
+        user_data = cloud_init(orchestrator.host_prerequisites)
         self.servers, hosts = [], []
         for (node_name, role), address in zip(names, addresses):
             server = hcloud.Server(

@@ -36,6 +36,8 @@ class NodeContext:
     """`host:port` of the stack's registry as nodes reach it."""
     socket_gid: int
     """Group of the host's Docker socket: node sockets get the same group, so the same users reach them."""
+    first_manager: str
+    """Address of the first manager: where the other nodes join the cluster."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class DockerNodes(pulumi.ComponentResource):
                 address, manager_index = fixed(MANAGER_OFFSET + manager_index), manager_index + 1
             else:
                 address, worker_index = fixed(WORKER_OFFSET + worker_index), worker_index + 1
-            ctx = NodeContext(node_name, role, address, self.registry.pull, gid)
+            ctx = NodeContext(node_name, role, address, self.registry.pull, gid, fixed(MANAGER_OFFSET))
             first = not self.nodes
             volume = docker.Volume(f"{node_name}-data", name=f"phoenix-{node_name}",
                                    labels=label_args(docker.VolumeLabelArgs), opts=named)

@@ -155,6 +155,45 @@ class Ssh:
 
 
 @dataclass(frozen=True)
+class Port:
+    """A port an orchestrator uses on its nodes: cloud firewalls open it, the config keeps it free."""
+
+    protocol: str
+    """`tcp` or `udp`."""
+    first: int
+    last: int = 0
+    """The end of a range (2379-2380); 0 for a single port."""
+    between: str = "nodes"
+    """Who connects to it: `nodes` (every node), `servers` (managers among themselves) or `local` (a
+    process on the node itself: never opened)."""
+    admins: bool = False
+    """Also reached from the admins' networks, where the Pulumi host is (an API server)."""
+    purpose: str = ""
+
+    @property
+    def spec(self) -> str:
+        """`2377` or `2379-2380`, as firewalls write ports."""
+        return f"{self.first}-{self.last}" if self.last else str(self.first)
+
+    @property
+    def numbers(self) -> range:
+        return range(self.first, (self.last or self.first) + 1)
+
+
+class MachineNeeds(Protocol):
+    """What an orchestrator needs from machines (SSH hosts, VMs); every orchestrator provides it.
+
+    Substrates read it without knowing which orchestrator it is: the node layer does not import
+    components.orchestrators.
+    """
+
+    name: str
+    ports: Sequence[Port]
+    host_prerequisites: Sequence[str]
+    """What scripts/prepare.sh installs on a host before the bootstrap (`docker`), or nothing."""
+
+
+@dataclass(frozen=True)
 class Node:
     """One machine of the cluster, whatever it is made of."""
 

@@ -3,7 +3,7 @@
 Each host becomes a `Node` whose Connection is `Ssh`: the orchestrator's bootstrap script runs there
 as pulumi-command remote commands, with the private key from the secret `phoenix:sshPrivateKey`.
 Before anything else, a `prepare` command runs on every host (scripts/prepare.sh): it installs the
-Docker Engine when the orchestrator is swarm and it is missing. Every node's `ready` holds ALL the
+orchestrator's host prerequisites (the Docker Engine for swarm) where they are missing. Every node's `ready` holds ALL the
 prepare commands, so one unreachable or broken host fails `pulumi up` before any host inits or joins
 a cluster: nothing is left half-joined. There is no registry: app images are streamed to each host
 (`docker save | ssh ... docker load`, Connection.pipe).
@@ -17,15 +17,15 @@ from typing import Optional, Sequence, TypedDict, Union
 import pulumi
 
 from components.config import SshHost
-from components.nodes.node import Node, Ssh, script_argv
+from components.nodes.node import MachineNeeds, Node, Ssh, script_argv
 from components.nodes.registry import Registry
 
 PREPARE_SCRIPT = (Path(__file__).parent / "scripts" / "prepare.sh").read_text()
 
 
-def prepare_argv(orchestrator: str, host: str) -> list[str]:
-    """argv that installs a host's prerequisites for `orchestrator` (scripts/prepare.sh)."""
-    return script_argv(PREPARE_SCRIPT, "prepare", orchestrator, host)
+def prepare_argv(host: str, prerequisites: Sequence[str]) -> list[str]:
+    """argv that installs a host's `prerequisites` (MachineNeeds.host_prerequisites; scripts/prepare.sh)."""
+    return script_argv(PREPARE_SCRIPT, "prepare", host, *prerequisites)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class HostSpec:
 class SshHostsArgs(TypedDict):
     hosts: Sequence[Union[HostSpec, SshHost]]
     """The machines, in any order (nodes come out managers first); names are unique."""
-    orchestrator: str
-    """`swarm` or `k3s`: what scripts/prepare.sh installs."""
+    orchestrator: MachineNeeds
+    """The orchestrator's host prerequisites: what scripts/prepare.sh installs."""
     private_key: pulumi.Input[str]
     """The SSH private key (a secret Output, config.ssh_private_key())."""
 
@@ -80,7 +80,7 @@ class SshHosts(pulumi.ComponentResource):
             # The first command on each host: reachability (dial_error_limit=3, per_dial_timeout=10 on
             # the connection) and prerequisites; its error names the host and the reason.
             self.prepared[h.name] = connections[h.name].command(
-                f"{name}-prepare-{h.name}", prepare_argv(args["orchestrator"], h.name),
+                f"{name}-prepare-{h.name}", prepare_argv(h.name, args["orchestrator"].host_prerequisites),
                 triggers=[h.replace_key] if h.replace_key is not None else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(h.ready)))
         prepared = list(self.prepared.values())

@@ -15,30 +15,30 @@ Two ways k3s gets onto a node:
 
 All steps on nodes are actions of scripts/k3s.sh, run through each node's Connection (`docker exec` or
 SSH), like the Swarm bootstrap. The first server's admin kubeconfig is read once it answers,
-rewritten to the address users reach, and is only ever a secret; a Kubernetes provider built from
-it deploys the apps.
+rewritten to the address users reach, and is only ever a secret; everything above the bootstrap
+(provider, app, phoenix CronJob) is shared with the other Kubernetes orchestrators (kubernetes.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import ipaddress
+import re
 import shlex
 from pathlib import Path
 from typing import NotRequired, Optional, Sequence, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 from pulumi_command import local, remote
 
 from components.apps.app_image import ImageLoader
-from components.apps.k8s_app import K8sApp
-from components.apps.phoenix import k8s_phoenix
 from components.apps.spec import ServiceSpec
-from components.config import PROJECT, ClusterConfig, ConfigError, airgap_problems
-from components.nodes.docker_nodes import MANAGER_OFFSET, NodeContext, NodeRuntime
-from components.nodes.node import Node, Ssh, script_argv
-from components.orchestrators.deployment import Deployment
+from components.config import PROJECT, ClusterConfig, ConfigError, split_image
+from components.nodes.docker_nodes import NodeContext, NodeRuntime
+from components.nodes.node import Node, Port, Ssh, script_argv
+from components.orchestrators import kubernetes
+from components.orchestrators.kubernetes import user_kubeconfig
+from components.orchestrators.orchestrator import Complaint, Deployment, Orchestrator
 
 SCRIPT = (Path(__file__).parent / "scripts" / "k3s.sh").read_text()
 
@@ -54,6 +54,7 @@ AIRGAP_STAGE = "/var/tmp/phoenix-k3s-airgap"
 """Where air-gap files are copied on hosts before the install script puts them in place."""
 TOKEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 ROLES = {"manager": "server", "worker": "agent"}
+VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 
 
 def k3s_argv(*args: str) -> list[str]:
@@ -61,22 +62,33 @@ def k3s_argv(*args: str) -> list[str]:
     return script_argv(SCRIPT, "k3s", *args)
 
 
-IMAGE_LOADER = ImageLoader(
+LOADER = ImageLoader(
     load=lambda name: k3s_argv("import", name),
     check=lambda ref: k3s_argv("has-image", ref),
     remove=lambda ref: k3s_argv("remove-image", ref),
 )
 """Without a registry (hosts): the archive into k3s's containerd (and its images directory, imported
-on every start); pods use it with imagePullPolicy Never, so no node ever pulls it."""
+on every start); pods use it with imagePullPolicy Never (kubernetes.deploy), so no node pulls it."""
 
 
 def server_url(address: str) -> str:
     return f"https://{address}:{API_PORT}"
 
 
-def first_server_address(subnet: str) -> str:
-    """The fixed address DockerNodes gives the first manager container."""
-    return str(ipaddress.ip_network(subnet)[MANAGER_OFFSET])
+def image_tag(version: str) -> str:
+    """The rancher/k3s image tag of a k3s release (image tags cannot hold '+')."""
+    return version.replace("+", "-")
+
+
+def airgap_problems(directory: str) -> list[str]:
+    """What a k3s air-gap directory lacks: the k3s binary, install.sh and the images tarball."""
+    root = Path(directory)
+    if not root.is_dir():
+        return ["not a directory on the Pulumi host"]
+    problems = [f"{name} missing" for name in ("k3s", "install.sh") if not (root / name).is_file()]
+    if not any(p.is_file() for p in root.glob("k3s-airgap-images-*")):
+        problems.append("no k3s-airgap-images-<arch>.tar(.zst|.gz)")
+    return problems
 
 
 def registries_yaml(registry: str) -> str:
@@ -103,23 +115,6 @@ def node_password(token: str, name: str) -> str:
     return hashlib.sha256(f"phoenix-node-password:{name}:{token}".encode()).hexdigest()[:32] + "\n"
 
 
-def user_kubeconfig(raw: str, server: str, name: str) -> str:
-    """The first server's admin kubeconfig pointed at `server` (what users reach), entries named `name`."""
-    if not raw:
-        return ""
-    doc = yaml.safe_load(raw)
-    for cluster in doc.get("clusters", []):
-        cluster["name"] = name
-        cluster["cluster"]["server"] = server
-    for user in doc.get("users", []):
-        user["name"] = name
-    for context in doc.get("contexts", []):
-        context["name"] = name
-        context["context"].update(cluster=name, user=name)
-    doc["current-context"] = name
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
 def token_options(opts: Optional[pulumi.ResourceOptions]) -> pulumi.ResourceOptions:
     # stdout (the token) is stored encrypted in the state and never shown. No triggers, and a changed
     # command text is ignored: the token must never change, or servers keeping their data refuse it.
@@ -142,7 +137,7 @@ def airgap_files(directory: str) -> list[Path]:
     return [root / "install.sh", root / "k3s", *sorted(p for p in root.glob("k3s-airgap-images-*") if p.is_file())]
 
 
-def container_command(ctx: NodeContext, first_server: str, public_address: str, ha: bool) -> list[str]:
+def container_command(ctx: NodeContext, public_address: str, ha: bool) -> list[str]:
     """The command of a rancher/k3s node container (its entrypoint is the k3s binary)."""
     role = ROLES[ctx.role]
     flags = [role, f"--node-name={ctx.name}", f"--node-ip={ctx.address}", f"--token-file={TOKEN_FILE}",
@@ -151,11 +146,11 @@ def container_command(ctx: NodeContext, first_server: str, public_address: str, 
              "--kube-proxy-arg=conntrack-max-per-core=0"]
     if role == "server":
         flags += [f"--tls-san={public_address}", "--write-kubeconfig-mode=0600"]
-        if ctx.address == first_server:
+        if ctx.address == ctx.first_manager:
             if ha:
                 flags.append("--cluster-init")
             return flags
-    return flags + [f"--server={server_url(first_server)}"]
+    return flags + [f"--server={server_url(ctx.first_manager)}"]
 
 
 def host_flags(node: Node, leader: Node, ha: bool) -> pulumi.Output[list[str]]:
@@ -194,14 +189,15 @@ class K3sArgs(TypedDict):
 
 
 class K3s(pulumi.ComponentResource):
-    """A k3s cluster on `nodes`; `provider` deploys Kubernetes resources to it."""
+    """A k3s cluster on `nodes` (a kubernetes.KubernetesCluster: kubernetes.deploy puts the app on it)."""
 
-    provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     """Admin kubeconfig pointed at `api_url`: a secret."""
     api_url: pulumi.Output[str]
     server_address: pulumi.Input[str]
     """The first server's address as the nodes reach it."""
+    ready: list[pulumi.Resource]
+    """The membership records: once they exist, the API answers and every node is Ready."""
 
     def __init__(self, name: str, args: K3sArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("phoenix:orchestrators:K3s", name, None, opts)
@@ -254,8 +250,7 @@ class K3s(pulumi.ComponentResource):
         context = f"{PROJECT}-{pulumi.get_stack()}"
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(raw.stdout, self.api_url).apply(
             lambda v: user_kubeconfig(v[0], v[1], context)))
-        self.provider = k8s.Provider(f"{name}-provider", kubeconfig=self.kubeconfig,
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=members))
+        self.ready = members
         self.register_outputs({
             "serverAddress": self.server_address,
             "apiUrl": self.api_url,
@@ -306,45 +301,74 @@ class K3s(pulumi.ComponentResource):
                                        *([node.replace_key] if node.replace_key is not None else [])], opts=opts)
 
 
-def container_runtime(cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions] = None) -> NodeRuntime:
-    """What a k3s node container runs: the rancher/k3s image with `server ...` or `agent ...`.
+class K3sOrchestrator(Orchestrator):
+    """k3s: servers and agents from the rancher/k3s image (containers) or the install script (hosts)."""
 
-    The cluster token exists before the containers (they start k3s at once), so it is made here.
-    It is written into each container as a file (--token-file) rather than passed in its environment,
-    which anyone allowed to `docker inspect` containers on that engine could read; the file can still
-    be read by whoever may `docker exec`/`docker cp` there, i.e. the engine's administrators.
-    """
-    token = cluster_token(f"{cfg.stack}-k3s-token", opts)
-    first = first_server_address(cfg.nodes.subnet)
-    public = "127.0.0.1" if cfg.app.bind_address == "0.0.0.0" else cfg.app.bind_address
-    ha = cfg.nodes.managers > 1
-    return NodeRuntime(
-        command=lambda ctx: container_command(ctx, first, public, ha),
-        data_dir=DATA_DIR,
-        # The first server publishes the entry port (-> Traefik) and the Kubernetes API.
-        ports=[(cfg.app.published_port, INGRESS_PORT), (API_PORT, API_PORT)],
-        files=lambda ctx: {
-            TOKEN_FILE: token,
-            NODE_PASSWORD_FILE: pulumi.Output.secret(token.apply(lambda t, n=ctx.name: node_password(t, n))),
-            REGISTRIES_FILE: registries_yaml(ctx.registry),
-        },
-    )
+    name = "k3s"
+    default_node_image = "rancher/k3s"
+    ports = (Port("tcp", API_PORT, admins=True, purpose="api"), Port("udp", 8472, purpose="flannel VXLAN"),
+             Port("tcp", 10250, purpose="kubelet"), Port("tcp", 2379, 2380, between="servers", purpose="etcd"),
+             Port("tcp", 6444, between="local", purpose="agent load balancer"))
+    host_prerequisites = ()  # the install script brings everything
+    image_loader = LOADER
+
+    def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
+        version, image = cfg.k3s.version, cfg.nodes.image
+        if not VERSION.match(version):
+            bad("k3sVersion", version, "a k3s release such as v1.31.4+k3s1")
+        airgap_dir = cfg.k3s.airgap_dir
+        if airgap_dir and not airgap_dir.startswith("/"):
+            bad("k3sAirgapDir", airgap_dir, "an absolute path to the directory with the k3s binary and images tarball")
+        elif airgap_dir and cfg.substrate != "docker":
+            problems = airgap_problems(airgap_dir)
+            if problems:
+                bad("k3sAirgapDir", airgap_dir, f"{'; '.join(problems)}: it needs the k3s binary (k3s), the images "
+                    "tarball and the install script (install.sh) of the phoenix:k3sVersion release")
+        repo, tag = split_image(image)
+        if "k3s" not in repo:
+            bad("nodeImage", image, "a k3s image such as rancher/k3s for orchestrator k3s")
+        elif VERSION.match(version):
+            # The official image is tagged by release: the tag follows phoenix:k3sVersion.
+            if not tag:
+                image = f"{image}:{image_tag(version)}"
+            elif repo.endswith("rancher/k3s") and tag != image_tag(version):
+                bad("nodeImage", image, f"tag {image_tag(version)} to match phoenix:k3sVersion ({version}), "
+                    "or leave the tag out (it is then taken from phoenix:k3sVersion)")
+        kubernetes.validate(cfg, bad)
+        return dataclasses.replace(cfg, nodes=dataclasses.replace(cfg.nodes, image=image))
+
+    def container_runtime(self, cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions] = None) -> NodeRuntime:
+        """What a k3s node container runs: the rancher/k3s image with `server ...` or `agent ...`.
+
+        The cluster token exists before the containers (they start k3s at once), so it is made here.
+        It is written into each container as a file (--token-file) rather than passed in its environment,
+        which anyone allowed to `docker inspect` containers on that engine could read; the file can still
+        be read by whoever may `docker exec`/`docker cp` there, i.e. the engine's administrators.
+        """
+        token = cluster_token(f"{cfg.stack}-k3s-token", opts)
+        public = "127.0.0.1" if cfg.app.bind_address == "0.0.0.0" else cfg.app.bind_address
+        ha = cfg.nodes.managers > 1
+        return NodeRuntime(
+            command=lambda ctx: container_command(ctx, public, ha),
+            data_dir=DATA_DIR,
+            # The first server publishes the entry port (-> Traefik) and the Kubernetes API.
+            ports=[(cfg.app.published_port, INGRESS_PORT), (API_PORT, API_PORT)],
+            files=lambda ctx: {
+                TOKEN_FILE: token,
+                NODE_PASSWORD_FILE: pulumi.Output.secret(token.apply(lambda t, n=ctx.name: node_password(t, n))),
+                REGISTRIES_FILE: registries_yaml(ctx.registry),
+            },
+        )
+
+    def deploy(self, name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
+               image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
+        """A k3s cluster on `nodes` and the app's services on it, through the first server's API."""
+        in_container = cfg.substrate == "docker"
+        args: K3sArgs = {"nodes": nodes, "version": cfg.k3s.version, "in_container": in_container}
+        if not in_container:
+            args.update(airgap_dir=cfg.k3s.airgap_dir, entry_port=cfg.app.published_port)
+        cluster = K3s(f"{name}-k3s", args, opts)
+        return kubernetes.deploy(name, cfg, cluster, services, image, opts)
 
 
-def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
-           image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
-    """A k3s cluster on `nodes` and the app's services on it, through the first server's API."""
-    in_container = cfg.substrate == "docker"
-    args: K3sArgs = {"nodes": nodes, "version": cfg.k3s.version, "in_container": in_container}
-    if not in_container:
-        args.update(airgap_dir=cfg.k3s.airgap_dir, entry_port=cfg.app.published_port)
-    cluster = K3s(f"{name}-k3s", args, opts)
-    app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=cluster.provider))
-    # Container nodes pull from the stack's registry; hosts hold the image already (IMAGE_LOADER).
-    pull_policy = "IfNotPresent" if in_container else "Never"
-    app = K8sApp(f"{name}-app", {"services": services, "image": image, "pull_policy": pull_policy, "app": cfg.app,
-                                 "labels": cfg.labels}, app_opts)
-    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts, pull_policy)  # nothing when off
-    return Deployment(manager_address=cluster.server_address,
-                      secrets={"kubeconfig": cluster.kubeconfig},
-                      outputs={"kubernetesApi": cluster.api_url})
+ORCHESTRATOR = K3sOrchestrator()

@@ -19,10 +19,10 @@ from components.apps.app_image import ImageLoader
 from components.apps.phoenix import swarm_phoenix
 from components.apps.spec import ServiceSpec
 from components.apps.swarm_app import SwarmApp
-from components.config import ClusterConfig
-from components.orchestrators.deployment import Deployment
+from components.config import ClusterConfig, split_image
 from components.nodes.docker_nodes import SHARED_DIR, NodeRuntime
-from components.nodes.node import Node, script_argv
+from components.nodes.node import Node, Port, script_argv
+from components.orchestrators.orchestrator import Complaint, Deployment, Orchestrator
 
 SCRIPT = (Path(__file__).parent / "scripts" / "swarm.sh").read_text()
 
@@ -32,7 +32,7 @@ def swarm_argv(*args: str) -> list[str]:
     return script_argv(SCRIPT, "swarm", *args)
 
 
-IMAGE_LOADER = ImageLoader(
+LOADER = ImageLoader(
     load=lambda name: swarm_argv("load"),
     check=lambda ref: swarm_argv("has-image", ref),
     remove=lambda ref: swarm_argv("remove-image", ref),
@@ -119,24 +119,42 @@ class Swarm(pulumi.ComponentResource):
         })
 
 
-def container_runtime(cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions] = None) -> NodeRuntime:
-    """What a Swarm node container runs: dockerd, with the entry port published by the first manager.
+class SwarmOrchestrator(Orchestrator):
+    """Docker Swarm: dockerd on every node, services deployed through the first manager's engine."""
 
-    `opts` is unused: Swarm needs no resource before its nodes exist (k3s creates its token there).
-    """
-    return NodeRuntime(
-        command=lambda ctx: dockerd_command(SHARED_DIR, ctx.registry, ctx.socket_gid),
-        data_dir="/var/lib/docker",
-        ports=[(cfg.app.published_port, cfg.app.published_port)],
-    )
+    name = "swarm"
+    default_node_image = "docker:27-dind"
+    ports = (Port("tcp", 2377, purpose="cluster management"), Port("tcp", 7946, purpose="gossip"),
+             Port("udp", 7946, purpose="gossip"), Port("udp", 4789, purpose="overlay VXLAN"))
+    host_prerequisites = ("docker",)
+    image_loader = LOADER
+
+    def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
+        if "k3s" in split_image(cfg.nodes.image)[0]:
+            bad("nodeImage", cfg.nodes.image, f"a docker-in-docker image such as {self.default_node_image} "
+                "for orchestrator swarm")
+        return cfg
+
+    def container_runtime(self, cfg: ClusterConfig, opts: Optional[pulumi.ResourceOptions] = None) -> NodeRuntime:
+        """What a Swarm node container runs: dockerd, with the entry port published by the first manager.
+
+        `opts` is unused: Swarm needs no resource before its nodes exist (k3s creates its token there).
+        """
+        return NodeRuntime(
+            command=lambda ctx: dockerd_command(SHARED_DIR, ctx.registry, ctx.socket_gid),
+            data_dir="/var/lib/docker",
+            ports=[(cfg.app.published_port, cfg.app.published_port)],
+        )
+
+    def deploy(self, name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
+               image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
+        """A swarm on `nodes` and the app's services on it, through the first manager."""
+        swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
+        app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
+        SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+        swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
+        return Deployment(manager_address=swarm.manager_address,
+                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
 
 
-def deploy(name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],
-           image: pulumi.Input[str], opts: pulumi.ResourceOptions) -> Deployment:
-    """A swarm on `nodes` and the app's services on it, through the first manager."""
-    swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
-    app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
-    SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
-    swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
-    return Deployment(manager_address=swarm.manager_address,
-                      secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
+ORCHESTRATOR = SwarmOrchestrator()

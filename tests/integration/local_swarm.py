@@ -117,8 +117,8 @@ class LocalSwarm:
         return f"{self.net}.{(MANAGER_OFFSET if role == 'manager' else WORKER_OFFSET) + index}"
 
     def _start_node(self, name: str, role: str, address: str, publish: bool) -> SwarmNode:
-        runtime = swarm.container_runtime(self.cfg)
-        ctx = NodeContext(name, role, address, self.registry_pull, 0)
+        runtime = swarm.ORCHESTRATOR.container_runtime(self.cfg)
+        ctx = NodeContext(name, role, address, self.registry_pull, 0, self._address("manager", 0))
         ports = [f"-p={self.cfg.app.bind_address}:{h}:{c}" for h, c in runtime.ports] if publish else []
         docker("volume", "create", *self.labels, f"phoenix-{name}")
         docker("run", "-d", "--name", name, "--hostname", name, *self.labels, f"--label=io.phoenix.role={role}",

@@ -5,6 +5,7 @@ import shlex
 import pulumi
 import pytest
 
+from components import orchestrators
 from components.apps.app_image import AppImage, pushed_digest, same_everywhere
 from components.nodes.registry import Registry
 from tests.unit.conftest import APP_DIGEST, APP_IMAGE_ID, _script_action
@@ -52,8 +53,8 @@ def loaded(mocks):
 
 @pulumi.runtime.test
 def test_swarm_hosts_load_the_archive_and_services_name_the_image_by_its_id(mocks):
-    from components.orchestrators.swarm import IMAGE_LOADER
-    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": host_nodes(), "loader": IMAGE_LOADER})
+    loader = orchestrators.get("swarm").image_loader
+    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": host_nodes(), "loader": loader})
 
     def check(ref):
         # An image ID is never resolved against a registry: no node asks Docker Hub for it.
@@ -67,8 +68,8 @@ def test_swarm_hosts_load_the_archive_and_services_name_the_image_by_its_id(mock
 
 @pulumi.runtime.test
 def test_k3s_hosts_import_the_archive_under_its_name(mocks):
-    from components.orchestrators.k3s import IMAGE_LOADER
-    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": host_nodes(), "loader": IMAGE_LOADER})
+    loader = orchestrators.get("k3s").image_loader
+    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": host_nodes(), "loader": loader})
 
     def check(ref):
         assert ref.startswith("phoenix/sample-app:")

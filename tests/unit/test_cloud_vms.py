@@ -9,6 +9,7 @@ import yaml
 from components.config import ConfigError
 from components.nodes.cloud_vms import CloudVms, cloud_init, private_addresses
 from components.nodes.hosts import host_nodes
+from components import orchestrators
 from components.orchestrators.swarm import Swarm
 from tests.unit.conftest import settled, server_ipv4
 from tests.unit.test_ssh_hosts import KEY, action, inputs_without_secrets, unsecret
@@ -24,7 +25,7 @@ def build(config, orchestrator="swarm", managers=1, workers=2, cloud=None, **raw
                  sshPrivateKey="(secret)", sshPublicKey=PUBLIC_KEY,
                  cloud=json.dumps(cloud or {"location": "nbg1", "serverType": "cx32", "networkCidr": "10.20.0.0/16",
                                             "adminCidrs": ["198.51.100.0/24"]}), **raw)
-    return host_nodes(cfg, None, private_key=pulumi.Output.secret(KEY))
+    return host_nodes(cfg, orchestrators.get(orchestrator), None, private_key=pulumi.Output.secret(KEY))
 
 
 def rules_of(mocks) -> set[tuple]:
@@ -127,7 +128,7 @@ def test_cloud_init_installs_docker_for_swarm(mocks, config):
 
 
 def test_cloud_init_installs_nothing_for_k3s():
-    doc = yaml.safe_load(cloud_init("k3s"))
+    doc = yaml.safe_load(cloud_init(orchestrators.get("k3s").host_prerequisites))
     assert "packages" not in doc and "runcmd" not in doc
 
 

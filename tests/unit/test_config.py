@@ -33,7 +33,7 @@ def test_every_declared_key_has_a_type_default_and_description():
 
 
 @pytest.mark.parametrize("raw, key, hint", [
-    ({"orchestrator": "nomad"}, "orchestrator", "choose one of swarm, k3s"),
+    ({"orchestrator": "nomad"}, "orchestrator", "choose one of k3s, swarm"),
     ({"substrate": "lxc"}, "substrate", "choose one of docker, ssh, cloud"),
     ({"managers": 2}, "managers", "odd number"),
     ({"managers": 0}, "managers", "between 1 and 7"),
@@ -47,7 +47,7 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"socketDir": "relative/dir"}, "socketDir", "absolute path"),
     ({"webReplicas": 0}, "webReplicas", "between 1 and 100"),
     ({"publishedPort": 70000}, "publishedPort", "between 1 and 65535"),
-    ({"publishedPort": 2377}, "publishedPort", "used by the orchestrators"),
+    ({"publishedPort": 2377}, "publishedPort", "used by the orchestrator swarm"),
     ({"registryPort": 8080}, "registryPort", "must differ"),
     ({"bindAddress": "localhost"}, "bindAddress", "IPv4 address"),
     ({"endpointMode": "ingress"}, "endpointMode", "choose one of vip, dnsrr"),
@@ -57,7 +57,7 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"phoenixServices": ["db"]}, "phoenixServices", "services among web, api"),
     ({"phoenix": True, "apiReplicas": 1}, "apiReplicas", "at least 2 while phoenix mode"),
     ({"appVersion": "1 beta"}, "appVersion", "letters, digits"),
-    ({"k3sVersion": "latest"}, "k3sVersion", "v1.31.4+k3s1"),
+    ({"orchestrator": "k3s", "k3sVersion": "latest"}, "k3sVersion", "v1.31.4+k3s1"),
     ({"orchestrator": "k3s", "nodeImage": "docker:27-dind"}, "nodeImage", "a k3s image"),
     ({"nodeImage": "rancher/k3s:v1.31.4-k3s1"}, "nodeImage", "docker-in-docker image"),
     ({"substrate": "ssh", "sshPrivateKey": "k"}, "hosts", "substrate ssh needs phoenix:hosts"),

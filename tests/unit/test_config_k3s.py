@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import ConfigError, k3s_image_tag, parse, split_image
+from components.config import ConfigError, parse, split_image
+from components.orchestrators.k3s import image_tag
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 SSH = {"substrate": "ssh", "sshPrivateKey": "k",
@@ -34,7 +35,7 @@ def test_untagged_k3s_images_get_the_release_tag_and_tagged_ones_stay():
 
 
 def test_image_helpers():
-    assert k3s_image_tag("v1.31.4+k3s1") == "v1.31.4-k3s1"
+    assert image_tag("v1.31.4+k3s1") == "v1.31.4-k3s1"
     assert split_image("rancher/k3s") == ("rancher/k3s", "")
     assert split_image("reg:5000/rancher/k3s") == ("reg:5000/rancher/k3s", "")
     assert split_image("reg:5000/rancher/k3s:v1") == ("reg:5000/rancher/k3s", "v1")
@@ -63,7 +64,7 @@ def test_disruption_budget_must_leave_a_pod_to_evict():
 
 @pytest.mark.parametrize("port", [2379, 2380, 6443, 6444, 8472, 10250])
 def test_k3s_ports_are_reserved(port):
-    refused({"publishedPort": port}, "publishedPort", "used by the orchestrators")
+    refused({"publishedPort": port}, "publishedPort", "used by the orchestrator k3s")
 
 
 def test_airgap_dir_must_hold_binary_images_and_install_script(tmp_path):

@@ -10,7 +10,7 @@ CONTAINER = "docker:index/container:Container"
 
 def build(config, **raw):
     cfg = config(**raw)
-    return DockerNodes("test", {"config": cfg.nodes, "runtime": swarm.container_runtime(cfg),
+    return DockerNodes("test", {"config": cfg.nodes, "runtime": swarm.ORCHESTRATOR.container_runtime(cfg),
                                 "bind_address": cfg.app.bind_address, "labels": cfg.labels})
 
 

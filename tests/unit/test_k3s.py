@@ -12,7 +12,8 @@ from components.nodes.docker_nodes import DockerNodes
 from components.nodes.node import Node, Ssh
 from components.orchestrators import k3s
 from components.orchestrators.k3s import K3s
-from tests.unit.conftest import K3S_TOKEN, Mocks, _script_action, secret_value
+from components.orchestrators.kubernetes import user_kubeconfig
+from tests.unit.conftest import K3S_TOKEN, Mocks, _script_action, secret_value, settled
 from tests.unit.test_program import exports, run_program  # noqa: F401 (`exports` is a fixture)
 
 LOCAL, REMOTE = "command:local:Command", "command:remote:Command"
@@ -47,7 +48,7 @@ def action(inputs) -> tuple[str, list[str]]:
 
 def container_nodes(config, **raw):
     cfg = config(orchestrator="k3s", **raw)
-    nodes = DockerNodes("test", {"config": cfg.nodes, "runtime": k3s.container_runtime(cfg),
+    nodes = DockerNodes("test", {"config": cfg.nodes, "runtime": k3s.ORCHESTRATOR.container_runtime(cfg),
                                  "bind_address": cfg.app.bind_address, "labels": cfg.labels})
     return cfg, nodes
 
@@ -188,8 +189,8 @@ def test_members_wait_for_the_first_server_and_their_container(graph, config):
             assert "triggers" not in member, "a replaced record would delete its re-joined node"
         assert "delete" not in cmds["k-member-test-m0"]
         assert not any(action(c)[0] == "install" for c in cmds.values()), "containers run k3s already"
-        assert graph.deps("k-provider") >= {f"k-member-{n}" for n in ("test-m0", "test-w1", "test-w2")}
-    return cluster.provider.urn.apply(check)
+        assert [r for r in cluster.ready] == [r for r in cluster.ready if isinstance(r, pulumi.CustomResource)]
+    return settled(*cluster.ready).apply(check)
 
 
 @pulumi.runtime.test
@@ -204,17 +205,15 @@ def test_kubeconfig_is_secret_and_points_at_the_published_api(graph, config):
         assert doc["current-context"] == "phoenix-test"
         assert doc["contexts"][0]["context"] == {"cluster": "phoenix-test", "user": "phoenix-test"}
         assert graph.requests["k-kubeconfig"].additionalSecretOutputs == ["stdout"]
-        provider = graph.mocks.of("pulumi:providers:kubernetes")["k-provider"]
-        assert secret_value(provider["kubeconfig"]) == text
-    return pulumi.Output.all(cluster.kubeconfig, cluster.provider.urn).apply(check)
+    return pulumi.Output.all(cluster.kubeconfig).apply(check)
 
 
 def test_user_kubeconfig_rewrites_server_and_names():
     from tests.unit.conftest import K3S_KUBECONFIG
-    doc = yaml.safe_load(k3s.user_kubeconfig(K3S_KUBECONFIG, "https://203.0.113.5:6443", "phoenix-prod"))
+    doc = yaml.safe_load(user_kubeconfig(K3S_KUBECONFIG, "https://203.0.113.5:6443", "phoenix-prod"))
     assert [c["cluster"]["server"] for c in doc["clusters"]] == ["https://203.0.113.5:6443"]
     assert doc["users"][0]["name"] == "phoenix-prod" and doc["users"][0]["user"]["client-key-data"]
-    assert k3s.user_kubeconfig("", "https://x:6443", "n") == ""
+    assert user_kubeconfig("", "https://x:6443", "n") == ""
 
 
 def test_even_server_count_is_refused(graph):
@@ -257,7 +256,7 @@ def test_hosts_install_first_server_then_join_with_its_url_and_the_token(graph):
         assert "--tls-san=203.0.113.10" in installs["s0"][1]
         assert "--node-external-ip=203.0.113.11" in installs["s1"][1]
         assert graph.deps("k-member-a0") >= {"k-install-a0", "k-ready"}
-    return cluster.provider.urn.apply(check)
+    return settled(*cluster.ready).apply(check)
 
 
 @pulumi.runtime.test
@@ -283,7 +282,7 @@ def test_hosts_get_traefik_on_the_entry_port_and_the_registry_mirror(graph):
         assert action(cmds["k-registries-a0"]) == ("put", [k3s.REGISTRIES_FILE, "0600"])
         assert graph.deps("k-install-a0") >= {"k-registries-a0"}
         assert graph.deps("k-install-s0") >= {"k-traefik-s0"}
-    return cluster.provider.urn.apply(check)
+    return settled(*cluster.ready).apply(check)
 
 
 @pulumi.runtime.test
@@ -300,7 +299,7 @@ def test_airgap_files_are_copied_before_the_install(graph, tmp_path):
         install = graph.mocks.of(REMOTE)["k-install-a0"]
         assert action(install)[1][:3] == ["agent", "v1.31.4+k3s1", k3s.AIRGAP_STAGE]
         assert graph.deps("k-install-a0") >= {f"k-airgap-a0-{f}" for f in ("k3s", "install.sh")}
-    return cluster.provider.urn.apply(check)
+    return settled(*cluster.ready).apply(check)
 
 
 def test_airgap_dir_without_the_install_script_is_refused(tmp_path):
@@ -317,7 +316,7 @@ def test_deploy_exports_the_kubeconfig_only_as_a_secret_and_apps_use_its_provide
     @pulumi.runtime.test
     def deploy():
         cfg, nodes = container_nodes(config, workers=2)
-        deployed = k3s.deploy("phoenix", cfg, nodes.nodes, sample_services(cfg.app), "img:1", pulumi.ResourceOptions())
+        deployed = k3s.ORCHESTRATOR.deploy("phoenix", cfg, nodes.nodes, sample_services(cfg.app), "img:1", pulumi.ResourceOptions())
 
         async def check(values):
             api, _ = values
@@ -331,8 +330,14 @@ def test_deploy_exports_the_kubeconfig_only_as_a_secret_and_apps_use_its_provide
     deploy()  # returns once every registration is done
     k8s_objects = [r for r in graph.mocks.resources if r.typ.startswith("kubernetes:")]
     assert len(k8s_objects) >= 10
-    assert all("::phoenix-k3s-provider::" in (r.provider or "") for r in k8s_objects), \
+    assert all("::phoenix-kubernetes::" in (r.provider or "") for r in k8s_objects), \
         [(r.name, r.provider) for r in k8s_objects]
+    # The provider is the first server's kubeconfig and waits until every node is a Ready member.
+    provider = graph.mocks.of("pulumi:providers:kubernetes")["phoenix-kubernetes"]
+    assert "server: https://127.0.0.1:6443" in secret_value(provider["kubeconfig"])
+    assert graph.deps("phoenix-kubernetes") >= {f"phoenix-k3s-member-{n}" for n in ("test-m0", "test-w1", "test-w2")}
+    # A failed version is rolled back on every Kubernetes cluster; phoenix mode (off here) adds its own CronJob.
+    assert sorted(graph.mocks.of("kubernetes:batch/v1:CronJob")) == ["phoenix-rollback-cronjob"]
 
 
 @pytest.mark.parametrize("substrate, policy", [("docker", "IfNotPresent"), ("ssh", "Never")])
@@ -346,7 +351,7 @@ def test_pods_never_pull_the_app_image_on_hosts(graph, config, substrate, policy
     @pulumi.runtime.test
     def deploy():
         nodes = host_nodes(servers=1, agents=0) if substrate == "ssh" else container_nodes(config)[1].nodes
-        deployed = k3s.deploy("phoenix", cfg, nodes, sample_services(cfg.app), "phoenix/sample-app:1",
+        deployed = k3s.ORCHESTRATOR.deploy("phoenix", cfg, nodes, sample_services(cfg.app), "phoenix/sample-app:1",
                               pulumi.ResourceOptions())
         return deployed.secrets["kubeconfig"]
 
@@ -355,9 +360,11 @@ def test_pods_never_pull_the_app_image_on_hosts(graph, config, substrate, policy
     assert deployments
     for inputs in deployments.values():
         assert {c["imagePullPolicy"] for c in inputs["spec"]["template"]["spec"]["containers"]} == {policy}
-    (cronjob,) = graph.mocks.of("kubernetes:batch/v1:CronJob").values()
-    containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert {c["imagePullPolicy"] for c in containers} == {policy}
+    cronjobs = graph.mocks.of("kubernetes:batch/v1:CronJob")  # the controllers: rollback, phoenix
+    assert len(cronjobs) == 2
+    for cronjob in cronjobs.values():
+        containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert {c["imagePullPolicy"] for c in containers} == {policy}
 
 
 # --- the whole program ----------------------------------------------------------------------------

@@ -53,11 +53,12 @@ def test_every_container_has_probes_resources_and_the_spec_values(graph, config)
             assert c["ports"] == [{"name": "http", "containerPort": s.port, "protocol": "TCP"}]
             for key, probe in (("livenessProbe", s.liveness), ("readinessProbe", s.readiness)):
                 assert c[key]["httpGet"] == {"path": probe.path, "port": s.port}, key
-                assert c[key]["periodSeconds"] == probe.period_s and c[key]["failureThreshold"] == probe.failures
+                assert (c[key]["periodSeconds"], c[key]["timeoutSeconds"], c[key]["failureThreshold"]) == \
+                    (probe.period_s, probe.timeout_s, probe.failures)
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": s.port}
-            assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 5
+            assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] == s.liveness.start_grace_s
             r = s.resources
             assert c["resources"] == {
                 "requests": {"cpu": f"{r.request_cpu_millis}m", "memory": f"{r.request_memory_mb}Mi"},
@@ -85,9 +86,38 @@ def test_rolling_update_never_below_replicas_and_pods_spread_over_nodes(graph, c
             (spread,) = pod(d)["topologySpreadConstraints"]
             assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
             assert spread["labelSelector"]["matchLabels"] == labels
-            # The autoscaler owns the count after creation.
-            assert "spec.replicas" in graph.requests[f"app-{s.name}"].ignoreChanges
-        assert graph.mocks.of(DEPLOYMENT)["app-web"]["spec"]["replicas"] == 4
+            # A rollout that stalls fails after the deadline (and is rolled back: test_rollback.py).
+            assert spec["progressDeadlineSeconds"] == s.update.progress_deadline_s
+            assert s.update.progress_deadline_s > s.liveness.start_grace_s + s.update.monitor_s
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_autoscaler_alone_owns_the_replica_count(graph, config):
+    _, services, app = render(config, webReplicas=4, apiReplicas=2, autoscaleMax=6)
+
+    def check(_):
+        for s in services:
+            d = graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"]
+            # Server-side apply: a replicas field here would make Pulumi co-own what the autoscaler writes.
+            assert "replicas" not in d["spec"], "the Deployment must leave spec.replicas to the autoscaler"
+            assert not graph.requests[f"app-{s.name}"].ignoreChanges
+            hpa = graph.mocks.of(HPA)[f"app-{s.name}-hpa"]["spec"]
+            assert hpa["minReplicas"] == s.replicas and hpa["scaleTargetRef"]["name"] == d["metadata"]["name"]
+        assert graph.mocks.of(HPA)["app-web-hpa"]["spec"]["minReplicas"] == 4
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_pulumi_takes_back_the_template_after_a_rollback(graph, config):
+    _, services, app = render(config)
+
+    def check(_):
+        for s in services:
+            # The rollback controller writes the template with its own field manager; without a forced
+            # apply the next `pulumi up` would fail on that conflict instead of deploying the new version.
+            assert graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"]["metadata"]["annotations"] == \
+                {"pulumi.com/patchForce": "true"}
     return done(app).apply(check)
 
 
@@ -151,7 +181,8 @@ def test_swarm_and_kubernetes_agree_on_replicas_ports_and_probe_paths(graph, con
         kube = graph.mocks.of(DEPLOYMENT)
         for s in services:
             sw, k = swarm[f"s-{s.name}"], kube[f"k-{s.name}"]
-            assert sw["mode"]["replicated"]["replicas"] == k["spec"]["replicas"] == s.replicas
+            hpa = graph.mocks.of(HPA)[f"k-{s.name}-hpa"]["spec"]
+            assert sw["mode"]["replicated"]["replicas"] == hpa["minReplicas"] == s.replicas
             health = sw["taskSpec"]["containerSpec"]["healthcheck"]["tests"]
             (c,) = pod(k)["containers"]
             # Swarm's health check runs the probe command against the same port and path.
@@ -193,3 +224,13 @@ def test_exactly_one_entry_service(config):
 
 def test_the_sample_definition_is_valid(config):
     validate(sample_services(config(orchestrator="k3s").app))
+
+
+@pytest.mark.parametrize("kind", ["liveness", "readiness"])
+def test_probes_ride_out_a_slow_answer(config, kind):
+    # A container capped at 250m CPU can answer one check late: that must not take it out of the load
+    # balancer or restart it. Several misses in a row (at least 5 s of them) do.
+    for s in sample_services(config().app):
+        probe = getattr(s, kind)
+        assert probe.failures >= 3, f"{s.name} {kind} fails after {probe.failures} missed check(s)"
+        assert probe.timeout_s >= 2 and probe.period_s * probe.failures >= 5, (s.name, kind, probe)

@@ -75,7 +75,7 @@ def test_the_swarm_deployment_adds_the_controller_only_in_phoenix_mode(mocks, co
         cfg = config(**raw)
         nodes = [Node(name=f"{name}-m0", role="manager", address="10.0.0.10", connection=DockerExec(f"{name}-m0"),
                       docker_host=f"unix:///tmp/{name}.sock", public_address="127.0.0.1")]
-        orchestrator.deploy(name, cfg, nodes, sample_services(cfg.app), IMAGE, pulumi.ResourceOptions())
+        orchestrator.ORCHESTRATOR.deploy(name, cfg, nodes, sample_services(cfg.app), IMAGE, pulumi.ResourceOptions())
 
     deploy("on", phoenix=True)
     deploy("off")

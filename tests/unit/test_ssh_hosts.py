@@ -12,7 +12,8 @@ from components.apps.app_image import AppImage
 from components.nodes.hosts import host_nodes
 from components.nodes.node import Ssh
 from components.nodes.ssh_hosts import PREPARE_SCRIPT, SshHosts
-from components.orchestrators.swarm import IMAGE_LOADER, Swarm
+from components import orchestrators
+from components.orchestrators.swarm import LOADER, Swarm
 from tests.unit.conftest import APP_IMAGE_ID, WORKER_TOKEN, _script_action, settled
 
 REMOTE = "command:remote:Command"
@@ -29,7 +30,7 @@ PREPARE = Path(__file__).resolve().parents[2] / "components" / "nodes" / "script
 def build(config, orchestrator="swarm", hosts=HOSTS):
     cfg = config(substrate="ssh", orchestrator=orchestrator, hosts=json.dumps(hosts), sshPrivateKey="(secret)",
                  sshUser="admin")
-    return host_nodes(cfg, None, private_key=pulumi.Output.secret(KEY))
+    return host_nodes(cfg, orchestrators.get(orchestrator), None, private_key=pulumi.Output.secret(KEY))
 
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how a secret input reaches the mocks: {SIG: "1b47...", "value": v}
@@ -76,7 +77,7 @@ def test_a_prepare_command_on_every_host_over_its_own_connection(mocks, config):
         assert sorted(prepares) == ["test-prepare-m1", "test-prepare-w1", "test-prepare-w2"]
         for name, inputs in prepares.items():
             host = name.rsplit("-", 1)[1]
-            assert action(inputs) == ("swarm", [host])
+            assert action(inputs) == (host, ["docker"]), "swarm needs the Docker Engine on every host"
             assert "docker.io" in inputs["create"] and "get.docker.com" in inputs["create"]
         conn, secret = unsecret(prepares["test-prepare-w1"]["connection"])
         assert secret
@@ -89,12 +90,13 @@ def test_a_prepare_command_on_every_host_over_its_own_connection(mocks, config):
 
 
 @pulumi.runtime.test
-def test_k3s_hosts_are_prepared_for_k3s(mocks, config):
+def test_hosts_are_prepared_with_the_orchestrators_prerequisites(mocks, config):
     hosts = build(config, orchestrator="k3s")
 
     def check(_):
         prepares = {k: v for k, v in mocks.of(REMOTE).items() if "-prepare-" in k}
-        assert {action(v)[0] for v in prepares.values()} == {"k3s"}
+        # k3s needs nothing installed beforehand: prepare gets the host name alone.
+        assert sorted((action(v)[0], action(v)[1]) for v in prepares.values()) == [("m1", []), ("w1", []), ("w2", [])]
     return settled(*hosts.prepared.values()).apply(check)
 
 
@@ -133,7 +135,7 @@ def test_swarm_bootstraps_over_remote_commands(mocks, config):
 def test_app_image_is_streamed_to_each_host_without_putting_the_key_on_a_command_line(mocks, config):
     hosts = build(config)
     image = AppImage("img", {"base_image": "python:3.12-slim", "registry": None, "nodes": hosts.nodes,
-                             "loader": IMAGE_LOADER})
+                             "loader": LOADER})
 
     def check(ref):
         assert ref == APP_IMAGE_ID
@@ -169,7 +171,7 @@ def inputs_without_secrets(value):
 def test_the_private_key_reaches_resources_only_as_a_secret(mocks, config):
     hosts = build(config)
     swarm = Swarm("sw", {"nodes": hosts.nodes})
-    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": hosts.nodes, "loader": IMAGE_LOADER})
+    image = AppImage("img", {"base_image": "b", "registry": None, "nodes": hosts.nodes, "loader": LOADER})
 
     async def check():
         await image.ref.future()
@@ -186,7 +188,7 @@ def test_the_private_key_reaches_resources_only_as_a_secret(mocks, config):
 @pulumi.runtime.test
 def test_a_plain_private_key_is_made_secret(mocks, config):
     cfg = config(substrate="ssh", hosts=json.dumps(HOSTS), sshPrivateKey="(secret)")
-    hosts = host_nodes(cfg, None, private_key=KEY)
+    hosts = host_nodes(cfg, orchestrators.get("swarm"), None, private_key=KEY)
 
     async def check():
         assert await pulumi.Output.from_input(hosts.nodes[0].connection.private_key).is_secret()
@@ -196,7 +198,8 @@ def test_a_plain_private_key_is_made_secret(mocks, config):
 def test_hosts_need_a_manager(mocks):
     from components.config import SshHost
     with pytest.raises(ValueError, match="manager"):
-        SshHosts("x", {"hosts": [SshHost("w", "192.0.2.1", "worker")], "orchestrator": "swarm", "private_key": KEY})
+        SshHosts("x", {"hosts": [SshHost("w", "192.0.2.1", "worker")], "orchestrator": orchestrators.get("swarm"),
+                        "private_key": KEY})
 
 
 def test_ssh_argv_runs_the_command_with_the_key_file():
@@ -225,14 +228,14 @@ def run_prepare(*args, env=None):
 
 
 def test_prepare_reports_the_host_and_the_reason_on_failure():
-    result = run_prepare("nomad", "edge-7")
+    result = run_prepare("edge-7", "podman")
     assert result.returncode == 1
-    assert result.stderr.strip() == "prepare: edge-7: unknown orchestrator 'nomad' (swarm or k3s)"
+    assert result.stderr.strip() == "prepare: edge-7: unknown host prerequisite 'podman' (docker)"
 
 
-def test_prepare_installs_nothing_for_k3s():
-    result = run_prepare("k3s", "edge-7")
-    assert result.returncode == 0 and result.stdout.strip() == "edge-7: ready (k3s installs itself)"
+def test_prepare_installs_nothing_without_prerequisites():
+    result = run_prepare("edge-7")
+    assert result.returncode == 0 and result.stdout.strip() == "edge-7: ready (nothing to install)"
 
 
 def test_prepare_refuses_to_install_without_root_rights(tmp_path):
@@ -245,7 +248,7 @@ def test_prepare_refuses_to_install_without_root_rights(tmp_path):
         target = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
         if target.startswith("/"):
             (bin_dir / tool).symlink_to(target)
-    result = run_prepare("swarm", "edge-7", env={"PATH": str(bin_dir)})
+    result = run_prepare("edge-7", "docker", env={"PATH": str(bin_dir)})
     assert result.returncode == 1
     assert result.stderr.strip() == ("prepare: edge-7: Docker is missing and user deploy cannot sudo "
                                      "without a password to install it")

@@ -37,7 +37,9 @@ def test_every_service_has_a_health_check_on_healthz(mocks, config):
             health = spec["healthcheck"]
             assert health["tests"][:4] == ["CMD", "python3", "-m", "sampleapp.probe"], name
             assert health["tests"][-1] == "/healthz"
-            assert health["interval"] == "1s" and health["retries"] == 3
+            # The same numbers as the Kubernetes liveness and startup probes (spec.py holds them once).
+            assert (health["interval"], health["timeout"], health["retries"], health["startPeriod"]) == \
+                ("2s", "4s", 3, "10s")
             assert spec["image"] == "reg:5000/phoenix/sample-app:abc"
             assert spec["env"]["NODE_NAME"] == "{{.Node.Hostname}}"
     return done.apply(check)

@@ -24,7 +24,7 @@ import pytest
 import testinfra
 
 from components.nodes.ssh_hosts import prepare_argv
-from components.orchestrators.swarm import swarm_argv
+from components.orchestrators.swarm import ORCHESTRATOR as SWARM, swarm_argv
 from tests.vm.vms import Cluster, Vm
 
 pytestmark = pytest.mark.kvm
@@ -93,7 +93,7 @@ def swarm(vm_cluster: Cluster, timings) -> SwarmOnVms:
     c = vm_cluster
     t0 = time.monotonic()
     # SshHosts: prepare every host first (fail fast before anything joins).
-    prepared = parallel(lambda vm: c.run(vm, prepare_argv("swarm", vm.name)).stdout.strip(), c.vms)
+    prepared = parallel(lambda vm: c.run(vm, prepare_argv(vm.name, SWARM.host_prerequisites)).stdout.strip(), c.vms)
     assert all(line.startswith(f"{vm.name}: docker ") for vm, line in zip(c.vms, prepared)), prepared
     timings["prepare_seconds"] = round(time.monotonic() - t0, 1)
     # Swarm: init on the first manager, tokens, joins, membership labels.
@@ -243,7 +243,7 @@ def test_prepare_names_the_host_and_the_reason_when_docker_cannot_be_installed(v
     # VMs have no route out). prepare takes its install path and fails with the host and the reason.
     vm = vm_cluster.vms[-1]
     vm_cluster.run(vm, ["sh", "-c", "DEBIAN_FRONTEND=noninteractive dpkg --remove docker.io >/dev/null"], timeout=600)
-    result = vm_cluster.run(vm, prepare_argv("swarm", vm.name), check=False, timeout=600)
+    result = vm_cluster.run(vm, prepare_argv(vm.name, SWARM.host_prerequisites), check=False, timeout=600)
     assert result.returncode == 1, result
     # apt-get update may only warn about the unreachable mirror; then the install fails.
     assert result.stderr.strip() in (f"prepare: {vm.name}: apt-get update failed (no package mirror reachable?)",

@@ -1,15 +1,16 @@
 #!/bin/sh
 # Prerequisites of an SSH host or VM, the one copy. Runs first on every host, before anything
-# joins, as `sh -c "<this text>" prepare ORCHESTRATOR HOST` (Pulumi remote command or tests):
-#   swarm  a Docker Engine that answers: Debian/Ubuntu get the distro's docker.io, other systems
-#          the official get.docker.com script (needs the host online). A non-root SSH user is added
-#          to the docker group (the next SSH session, i.e. the next step, has it).
-#   k3s    nothing: the k3s orchestrator installs k3s itself.
+# joins, as `sh -c "<this text>" prepare HOST [PREREQUISITE...]` (Pulumi remote command or tests),
+# with the orchestrator's host prerequisites (Orchestrator.host_prerequisites):
+#   docker  a Docker Engine that answers: Debian/Ubuntu get the distro's docker.io, other systems
+#           the official get.docker.com script (needs the host online). A non-root SSH user is added
+#           to the docker group (the next SSH session, i.e. the next step, has it).
+# None at all (k3s installs itself): the host only has to answer.
 # Waits for cloud-init first where there is one (cloud VMs install docker.io from their user data).
 # Idempotent. On failure: one line `prepare: HOST: reason` on stderr and exit 1.
 set -eu
 
-orchestrator=${1:-}; host=${2:-$(hostname)}
+host=${1:-$(hostname)}; [ $# -gt 0 ] && shift
 fail() { echo "prepare: $host: $*" >&2; exit 1; }
 
 as_root() {
@@ -20,16 +21,23 @@ as_root() {
 
 docker_ok() { docker info >/dev/null 2>&1 || as_root docker info >/dev/null 2>&1; }
 
-case "$orchestrator" in
-  k3s) echo "$host: ready (k3s installs itself)"; exit 0 ;;
-  swarm) ;;
-  *) fail "unknown orchestrator '$orchestrator' (swarm or k3s)" ;;
-esac
+for prerequisite in "$@"; do
+  case "$prerequisite" in
+    docker) ;;
+    *) fail "unknown host prerequisite '$prerequisite' (docker)" ;;
+  esac
+done
 
 if command -v cloud-init >/dev/null 2>&1; then
   cloud-init status --wait >/dev/null 2>&1 || true
 fi
 
+if [ $# -eq 0 ]; then
+  echo "$host: ready (nothing to install)"
+  exit 0
+fi
+
+# docker, the one prerequisite there is.
 if ! command -v dockerd >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null || fail "Docker is missing and user $(id -un) cannot sudo without a password to install it"
   os=$( (. /etc/os-release 2>/dev/null && echo " ${ID:-} ${ID_LIKE:-} ") || echo unknown)

@@ -78,13 +78,13 @@ def _value(v) -> str:
     return json.dumps(text) if (not text or any(c in text for c in ' "=')) else text
 
 
-def format_line(event: str, **fields) -> str:
+def format_line(event: str, /, program: str = "phoenix", **fields) -> str:
     ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return " ".join([ts, "phoenix", event, *(f"{k}={_value(v)}" for k, v in fields.items() if v is not None)])
+    return " ".join([ts, program, event, *(f"{k}={_value(v)}" for k, v in fields.items() if v is not None)])
 
 
-def log(event: str, **fields) -> None:
-    sys.stdout.write(format_line(event, **fields) + "\n")
+def log(event: str, /, program: str = "phoenix", **fields) -> None:
+    sys.stdout.write(format_line(event, program, **fields) + "\n")
     sys.stdout.flush()
 
 
@@ -124,11 +124,11 @@ class JsonApi:
         self.connect = connect
         self.headers = headers or {}
 
-    def request(self, method: str, path: str, body=None, ok=(200, 201, 204)):
+    def request(self, method: str, path: str, body=None, ok=(200, 201, 204), content_type="application/json"):
         conn = self.connect()
         try:
             data = json.dumps(body).encode() if body is not None else None
-            headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
+            headers = {**self.headers, **({"Content-Type": content_type} if data is not None else {})}
             conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read()
@@ -155,6 +155,16 @@ def k8s_api(host: str, port: str, token: str, ca_file: str) -> JsonApi:
     context = ssl.create_default_context(cafile=ca_file)
     return JsonApi(lambda: http.client.HTTPSConnection(host, int(port), context=context, timeout=30),
                    {"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+
+def in_cluster(env) -> tuple[JsonApi, str]:
+    """The API as this pod's ServiceAccount, and the namespace to act in (PHOENIX_NAMESPACE or the pod's)."""
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    with open(f"{sa}/token") as f:
+        token = f.read().strip()
+    namespace = env.get("PHOENIX_NAMESPACE") or open(f"{sa}/namespace").read().strip()
+    return k8s_api(env.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc"),
+                   env.get("KUBERNETES_SERVICE_PORT", "443"), token, f"{sa}/ca.crt"), namespace
 
 
 def _filters(**values) -> str:
@@ -572,12 +582,7 @@ def main(argv=None, env=None) -> int:
         controller.run()
         return 0
     if mode == "k8s":
-        sa = "/var/run/secrets/kubernetes.io/serviceaccount"
-        with open(f"{sa}/token") as f:
-            token = f.read().strip()
-        namespace = env.get("PHOENIX_NAMESPACE") or open(f"{sa}/namespace").read().strip()
-        api = k8s_api(env.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc"),
-                      env.get("KUBERNETES_SERVICE_PORT", "443"), token, f"{sa}/ca.crt")
+        api, namespace = in_cluster(env)
         log("start", mode="k8s", namespace=namespace, services=",".join(services))
         k8s_pass(api, namespace, services)
         return 0
