@@ -5,13 +5,24 @@ STACK ?=
 PY := .venv/bin/python
 PULUMI_ENV := source scripts/pulumi-env.sh &&
 
-.PHONY: up destroy test unit venv engine images toolchain bench status drills harness-up harness-down vm-deps help
+.PHONY: up destroy context test unit venv engine images toolchain k8s-toolchain bench status drills harness-up harness-down vm-deps help
 
 up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi up` (STACK=local|local-airgap|...)
 	STACK=$(STACK) scripts/up.sh
 
-destroy:       ## remove everything the stack made
-	$(PULUMI_ENV) pulumi destroy --yes --stack $(or $(STACK),local)
+destroy:       ## remove everything the stack made (the stack `make up` chose, or STACK=), and its docker context
+	@stack=$$(scripts/stack.sh destroy) && $(PULUMI_ENV) pulumi destroy --yes --stack "$$stack" && \
+	if [ "$$(docker context inspect -f '{{.Metadata.Description}}' "$$stack" 2>/dev/null)" = "phoenix stack $$stack" ]; then \
+	  docker context rm -f "$$stack" >/dev/null && echo "destroy: docker context $$stack removed"; fi
+
+context:       ## a docker context named after the stack, on its first manager: `docker --context STACK service ls`
+	@stack=$$(scripts/stack.sh context) && host=$$($(PULUMI_ENV) pulumi stack output dockerHost --stack "$$stack") && \
+	if ! docker context inspect "$$stack" >/dev/null 2>&1; then \
+	  docker context create "$$stack" --description "phoenix stack $$stack" --docker "host=$$host" >/dev/null; \
+	elif [ "$$(docker context inspect -f '{{.Metadata.Description}}' "$$stack")" = "phoenix stack $$stack" ]; then \
+	  docker context update "$$stack" --docker "host=$$host" >/dev/null; \
+	else echo "context: a docker context named $$stack exists and is not this project's: left alone" >&2; exit 1; fi && \
+	echo "docker context $$stack -> $$host: docker --context $$stack service ls"
 
 test:          ## all tests this machine allows, with their set-up (what CI runs)
 	scripts/test.sh
@@ -31,17 +42,22 @@ images:        ## build the air-gapped node, base, registry and app images from 
 toolchain:     ## build the Pulumi CLI and plugins from the Go module proxy (docs/airgap.md)
 	bash scripts/toolchain.sh
 
+k8s-toolchain: ## build Kubernetes, etcd and the cluster images from the Go module proxy and Debian (docs/airgap.md)
+	bash scripts/k8s-toolchain.sh
+
 vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
 	bash scripts/vm-deps.sh
 
 bench: venv images   ## time to ready and recovery times, against the bare-docker baseline
 	$(PY) -m pip install -q -r requirements-bench.txt && $(PY) scripts/bench.py
 
-drills: venv images  ## the fault drills against STACK, or a harness cluster when there is none
-	$(PY) -m pytest tests/drills -m engine -s
+drills: venv images  ## the fault drills against the stack `make up` chose (or STACK=), else a harness cluster
+	@stack=$$(scripts/stack.sh drills 2>/dev/null || true); \
+	if [ -n "$$stack" ]; then echo "drills: stack $$stack"; else echo "drills: no stack chosen: on a harness cluster of their own"; fi; \
+	$(PULUMI_ENV) PHOENIX_DRILL_STACK=$$stack $(PY) -m pytest tests/drills -m engine -s
 
-status: venv   ## nodes, services and the last phoenix action of STACK at a glance
-	$(PULUMI_ENV) $(PY) scripts/status.py $(STACK)
+status: venv   ## nodes, services and the last phoenix action of the stack `make up` chose (or STACK=)
+	@stack=$$(scripts/stack.sh status) && $(PULUMI_ENV) $(PY) scripts/status.py "$$stack"
 
 harness-up: venv images   ## a local Swarm through the project's bootstrap, without the Pulumi engine
 	$(PY) -m tests.integration.local_swarm up --stack harness

@@ -7,9 +7,13 @@ import pulumi
 
 from components import orchestrators
 from components.apps.app_image import AppImage
+from components.apps.ready import AppReady
 from components.apps.spec import sample_services
 from components.config import ClusterConfig
 from components.nodes.docker_nodes import DockerNodes
+
+READY_TIMEOUT_S = 180
+"""How long `pulumi up` waits for the entry URL to answer once the app's services exist."""
 
 
 class ClusterArgs(TypedDict):
@@ -45,6 +49,10 @@ class Cluster(pulumi.ComponentResource):
         self.manager_address = deployed.manager_address
         self.app_url = pulumi.Output.concat(
             "http://", nodes.nodes[0].public_address, ":", str(cfg.app.published_port), "/")
+        # `pulumi up` ends when the entry answers from web and api, not merely when the services exist.
+        self.app_ready = AppReady(f"{name}-ready", {
+            "url": self.app_url, "version": cfg.app.version, "after": deployed.app, "timeout_s": READY_TIMEOUT_S,
+            "triggers": [image.ref, *(str(n) for n in cfg.app.replicas.values()), cfg.app.endpoint_mode]}, child)
         self.secrets = deployed.secrets
         self.outputs = deployed.outputs
         self.register_outputs({

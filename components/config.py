@@ -6,6 +6,7 @@ is refused here, before any resource exists: `parse` collects all problems and r
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -27,6 +28,24 @@ SUBSTRATES = ("docker", "ssh", "cloud")
 ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
+SSH_PORT = 22
+# Structured or secret keys that Pulumi.yaml cannot declare (README, "Stacks as environments").
+UNDECLARED_KEYS = ("hosts", "cloud", "sshPrivateKey")
+# The Linux capabilities (include/uapi/linux/capability.h, 0 to 40), without the CAP_ prefix.
+CAPABILITIES = frozenset("""
+    CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+    NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
+    SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+    AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
+    PERFMON BPF CHECKPOINT_RESTORE""".split())
+# Keys that only some substrates read: set for another they would be silently ignored, which is how a
+# typo or a stale stack file hides (the orchestrators declare theirs: Orchestrator.config_keys).
+SUBSTRATE_KEYS = {
+    "docker": ("nodeImage", "privileged", "capDrop", "nodeMilliCpus", "nodeMemoryMb", "subnet", "socketDir",
+               "registryImage", "registryPort", "bindAddress"),
+    "ssh": ("hosts", "sshUser", "sshPrivateKey"),
+    "cloud": ("cloud", "sshPublicKey", "sshPrivateKey"),
+}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 
 
@@ -137,6 +156,17 @@ class _Reader:
     def bad(self, key: str, value: Any, valid: str) -> None:
         self.errors.append(f"{PROJECT}:{key} = {value!r} is invalid: {valid}")
 
+    def is_set(self, key: str) -> bool:
+        """Set to something else than its default (the engine passes declared defaults as values)."""
+        if key not in self.raw:
+            return False
+        if key not in self.decl:
+            return True
+        errors = len(self.errors)
+        value = self.get(key)
+        del self.errors[errors:]  # a bad value is reported by the key's own check
+        return value != self.decl[key].get("default")
+
     def get(self, key: str) -> Any:
         decl = self.decl[key]
         value = self.raw.get(key)
@@ -194,7 +224,50 @@ def _port(r: _Reader, key: str, reserved: set[int], orchestrator: str) -> int:
     if value in reserved:
         r.bad(key, value, f"port is used by the orchestrator {orchestrator} ({', '.join(map(str, sorted(reserved)))}); "
               "pick another")
+    elif value == SSH_PORT:
+        r.bad(key, value, "port 22 is SSH's on the hosts; pick another")
     return value
+
+
+def _unknown_keys(r: _Reader, secret: frozenset[str]) -> None:
+    """Refuse keys the program does not read, naming the closest known key (a typo is the usual cause)."""
+    known = sorted({*r.decl, *UNDECLARED_KEYS})
+    for key in sorted(set(r.raw) - set(known)):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {PROJECT}:{close[0]}?" if close else "known keys are listed in Pulumi.yaml under config"
+        value = "(secret)" if key in secret else r.raw[key]
+        r.bad(key, value, f"unknown key; {hint} (`pulumi config rm {PROJECT}:{key}` removes it)")
+
+
+def _meaningless_keys(r: _Reader, chosen: "Orchestrator", substrate: str) -> None:
+    """Refuse keys that the chosen orchestrator or substrate would ignore.
+
+    Refused rather than warned about: a warning scrolls by in a long `pulumi up`, and a stack file
+    that sets a key which changes nothing misleads whoever reads it next.
+    """
+    owners = [("substrate", name, keys) for name, keys in SUBSTRATE_KEYS.items()] + \
+        [("orchestrator", name, orchestrators.get(name).config_keys) for name in orchestrators.names()]
+    chosen_axes = {"substrate": substrate, "orchestrator": chosen.name}
+    for key in sorted({k for _, _, keys in owners for k in keys}):
+        for axis in ("substrate", "orchestrator"):
+            serves = [name for a, name, keys in owners if a == axis and key in keys]
+            if serves and chosen_axes[axis] not in serves and r.is_set(key):
+                value = "(secret)" if key == "sshPrivateKey" else r.raw[key]
+                r.bad(key, value, f"means nothing for {axis} {chosen_axes[axis]} (only for {' or '.join(serves)}): "
+                      f"`pulumi config rm {PROJECT}:{key}`, or choose another {PROJECT}:{axis}")
+
+
+def _capabilities(r: _Reader) -> tuple[str, ...]:
+    """Capability names checked against Linux's list; stored without the CAP_ prefix."""
+    names = []
+    for cap in r.get("capDrop"):
+        name = cap.upper().removeprefix("CAP_")
+        if name not in CAPABILITIES:
+            close = difflib.get_close_matches(name, sorted(CAPABILITIES), n=1)
+            r.bad("capDrop", cap, "not a Linux capability" + (f"; did you mean {close[0]}?" if close else
+                  " (see capabilities(7), e.g. SYS_RESOURCE)"))
+        names.append(name)
+    return tuple(names)
 
 
 def _orchestrator(r: _Reader) -> tuple["Orchestrator", bool]:
@@ -258,16 +331,17 @@ def _cloud(r: _Reader) -> CloudConfig:
     return cloud
 
 
-def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
-    """Validate raw config values (keys without the project prefix) into a ClusterConfig."""
-    r = _Reader(raw)
-    unknown = set(raw) - set(r.decl) - {"hosts", "cloud", "sshPrivateKey"}
-    for key in sorted(unknown):
-        r.bad(key, raw[key], f"unknown key; known keys are listed in Pulumi.yaml under config")
+def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] = frozenset()) -> ClusterConfig:
+    """Validate raw config values (keys without the project prefix) into a ClusterConfig.
 
+    `secret` names the keys whose values are secrets: messages never show them.
+    """
+    r = _Reader(raw)
+    _unknown_keys(r, frozenset(secret))
     chosen, known = _orchestrator(r)
     orchestrator = chosen.name
     substrate = r.choice("substrate", SUBSTRATES)
+    _meaningless_keys(r, chosen, substrate)
     managers = r.int_range("managers", 1, 7, " (an odd number: Raft/etcd need a majority)")
     if managers % 2 == 0:
         r.bad("managers", managers, "expected an odd number (1, 3, 5 or 7) so that a majority survives a failure "
@@ -277,10 +351,9 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     image = r.get("nodeImage") or chosen.default_node_image
     privileged = r.get("privileged")
     registry_image, base_image = r.get("registryImage"), r.get("appBaseImage")
-    cap_drop = r.get("capDrop")
-    for cap in cap_drop:
-        if not re.match(r"^[A-Z_]+$", cap):
-            r.bad("capDrop", cap_drop, "capability names such as SYS_RESOURCE, without the CAP_ prefix")
+    cap_drop = _capabilities(r)
+    if privileged and r.is_set("capDrop"):
+        r.bad("capDrop", r.raw["capDrop"], f"applies only with {PROJECT}:privileged false (a privileged node has every capability)")
     memory = r.get("nodeMemoryMb")
     if memory and memory < 256:
         r.bad("nodeMemoryMb", memory, "0 (no limit) or at least 256: dockerd and k3s need room")
@@ -322,6 +395,9 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     registry_port = _port(r, "registryPort", chosen.reserved_ports(), orchestrator)
     if registry_port == published:
         r.bad("registryPort", registry_port, "must differ from phoenix:publishedPort")
+    for h in hosts:
+        if h.port == published:
+            r.bad("publishedPort", published, f"host {h.name} listens for SSH on {h.port}; pick another port")
     bind = r.get("bindAddress")
     try:
         ipaddress.IPv4Address(bind)
@@ -378,17 +454,38 @@ def parse(raw: Mapping[str, Any], stack: str) -> ClusterConfig:
     return cfg
 
 
+def stack_config() -> tuple[dict[str, Any], frozenset[str]]:
+    """Every `phoenix:*` value of the current stack (keys without the prefix) and the secret ones.
+
+    `pulumi.Config` reads only the keys it is asked for, so a typo would never be seen: the whole map
+    comes from what the language host hands the program (PULUMI_CONFIG), or from the SDK's own
+    settings when they were set in-process (tests).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+    return raw, frozenset(k[len(prefix):] for k in secret if k.startswith(prefix))
+
+
 def load() -> ClusterConfig:
-    """Read the current stack's config through the Pulumi SDK and validate it."""
+    """Read the current stack's config and validate it; a bad config ends the program with one message.
+
+    `pulumi.RunError` makes the engine print the message alone, without a Python traceback, before any
+    resource is registered.
+    """
     import pulumi
 
-    cfg = pulumi.Config(PROJECT)
-    keys = set(declared()) | {"hosts", "cloud"}
-    raw = {k: cfg.get(k) for k in keys if cfg.get(k) is not None}
+    raw, secret = stack_config()
     # Presence only: the key itself is read later as a secret Output (ssh_private_key()).
-    if pulumi.runtime.get_config(f"{PROJECT}:sshPrivateKey") is not None:
+    if "sshPrivateKey" in raw:
         raw["sshPrivateKey"] = "(secret)"
-    return parse(raw, pulumi.get_stack())
+    try:
+        return parse(raw, pulumi.get_stack(), secret)
+    except ConfigError as err:
+        raise pulumi.RunError(str(err)) from None
 
 
 def ssh_private_key():

@@ -7,8 +7,12 @@
    renders them); which one ran is recorded;
 2. a converged no-op re-apply (pulumi: `pulumi up` with no change; harness: bootstrap + deploy again);
 3. the fault drills (tests/drills/drills.py) on the 1+2 cluster;
-each beside ../shared/bench/raw_swarm.sh (WORKERS=2 and 5, NODE_IMAGE=local/swarm-node:bookworm,
-APP_IMAGE=local/sample-app:1 run as the api) and the same kill/stop/update drills on its cluster.
+each beside the bare-docker baseline (scripts/bare_swarm.py: the same node image, local/sample-app:1
+run as the api) and the same kill/stop/update drills on its cluster.
+4. `make up` itself: warm = its set-up steps with everything cached (venv, toolchain, images) plus
+   the 1+2 `pulumi up` above; cold = warm plus the recorded build time of each toolchain piece the
+   Swarm stacks need (from the toolchain cache: the piece's log is created when its build starts and
+   its `.complete` marker when it ends; the images' build is not included).
 Writes build/bench.json and build/bench.png (time to ready vs node count; recovery times) and prints
 a table. Targets: ready <= 2x the baseline; t(1+5)/t(1+2) <= 1.3.
 
@@ -20,7 +24,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,13 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts import bare_swarm  # noqa: E402
 from scripts.swarm_state import Target, docker  # noqa: E402
 from tests.drills import drills  # noqa: E402
 
-RAW_SCRIPT = ROOT.parent / "shared" / "bench" / "raw_swarm.sh"
-NODE_IMAGE = "local/swarm-node:bookworm"
-RAW_APP_IMAGE = "local/sample-app:1"
-RAW_APP_CMD = "python3 -m sampleapp.api"
 OUT_JSON = ROOT / "build" / "bench.json"
 OUT_PNG = ROOT / "build" / "bench.png"
 WORKER_COUNTS = (2, 5)
@@ -102,32 +102,18 @@ def mib(text: str) -> float:
 
 
 # --- the bare-docker baseline ----------------------------------------------------------------------
-def raw_cleanup() -> None:
-    ids = docker("ps", "-aq", "-f", "name=rawbench-", check=False).split()
-    if ids:
-        docker("rm", "-f", *ids, check=False, timeout=120)
-    docker("network", "rm", "rawbench-net", check=False)
-
-
 def raw_swarm(workers: int, keep: bool) -> tuple[float, dict]:
-    env = {**os.environ, "WORKERS": str(workers), "NODE_IMAGE": NODE_IMAGE, "APP_IMAGE": RAW_APP_IMAGE,
-           "APP_CMD": RAW_APP_CMD, "KEEP": "1"}
-    with MemorySampler("rawbench-") as mem:
-        done = subprocess.run(["bash", str(RAW_SCRIPT)], env=env, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise RuntimeError(f"raw_swarm.sh failed: {done.stderr.strip()[-500:]}")
-    m = re.search(r"ready: ([\d.]+) s", done.stdout)
-    if not m:
-        raise RuntimeError(f"raw_swarm.sh printed no time: {done.stdout!r}")
+    with MemorySampler(f"{bare_swarm.PREFIX}-") as mem:
+        seconds = bare_swarm.ready(workers)
     if not keep:
-        raw_cleanup()
-    return float(m.group(1)), mem.result()
+        bare_swarm.cleanup()
+    return round(seconds, 2), mem.result()
 
 
 def raw_target(workers: int) -> Target:
-    nodes = [{"name": "rawbench-m0", "role": "manager"}] + [
-        {"name": f"rawbench-w{i}", "role": "worker"} for i in range(1, workers + 1)]
-    return Target("rawbench", "raw", {"nodes": nodes, "appUrl": ""})
+    names = bare_swarm.node_names(workers)
+    nodes = [{"name": names[0], "role": "manager"}] + [{"name": n, "role": "worker"} for n in names[1:]]
+    return Target(bare_swarm.PREFIX, "raw", {"nodes": nodes, "appUrl": ""})
 
 
 def attempt(name: str, drill, target: Target) -> dict:
@@ -279,17 +265,45 @@ def pulumi_ready(workers: int) -> tuple[Target, dict]:
               "subnet": f"172.30.{100 + workers}.0/24", "socketDir": f"/tmp/phoenix-{stack}"}
     for key, value in config.items():
         pulumi(stack, "config", "set", f"phoenix:{key}", json.dumps(value) if not isinstance(value, str) else value)
+    events = ROOT / "build" / f"bench-events-{stack}.jsonl"
     with MemorySampler(f"{stack}-") as mem:
         t0 = time.monotonic()
-        pulumi(stack, "up", "--yes", "--skip-preview")
+        pulumi(stack, "up", "--yes", "--skip-preview", "--event-log", str(events))
         up_s = time.monotonic() - t0
         outputs = json.loads(pulumi(stack, "stack", "output", "--json"))
         target = Target(stack, "pulumi", outputs)
-        drills.wait_ready(target, 600)  # `pulumi up` does not wait for the global edge service
+        drills.wait_ready(target, 600)  # `pulumi up` ended once the entry answered: this confirms it
         total = time.monotonic() - t0
     return target, {"ready_s": round(total, 2), "phases": {"pulumi_up_s": round(up_s, 2),
                                                            "until_serving_s": round(total - up_s, 2)},
-                    "memory": mem.result()}
+                    "steps": event_phases(events), "memory": mem.result()}
+
+
+# Where the time of a `pulumi up` goes: resources grouped into the steps of forming a cluster.
+PHASES = (("nodes", r"docker:index/container:Container::.*-(m|w)\d+$"), ("app image", r"::\S+-image-build$"),
+          ("swarm init", r"::\S+-swarm-init$"), ("joins", r"::\S+-swarm-join-"), ("labels", r"::\S+-swarm-member-"),
+          ("image pulls", r"::\S+-swarm-pull-"), ("services", r"docker:index/service:Service::"),
+          ("app answers", r"::\S+-ready-check$"))
+
+
+def event_phases(path: Path) -> dict:
+    """Per step: seconds from the start of `pulumi up` to its first resource starting and its last done
+    (from Pulumi's event log; its timestamps are whole seconds)."""
+    started, done, t0 = {}, {}, None
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        t0 = event["timestamp"] if t0 is None else t0
+        for kind, into in (("resourcePreEvent", started), ("resOutputsEvent", done)):
+            meta = (event.get(kind) or {}).get("metadata") or {}
+            if meta.get("urn"):
+                into.setdefault(meta["urn"], event["timestamp"] - t0)
+    phases = {}
+    for phase, pattern in PHASES:
+        urns = [u for u in done if re.search(pattern, u)]
+        if urns:
+            phases[phase] = {"first_start_s": min(started.get(u, done[u]) for u in urns),
+                             "last_done_s": max(done[u] for u in urns), "resources": len(urns)}
+    return phases
 
 
 def pulumi_noop(target: Target) -> dict:
@@ -317,6 +331,46 @@ def pulumi_down(target: Target) -> None:
                    cwd=ROOT, capture_output=True)
 
 
+# --- make up: warm and cold ---------------------------------------------------------------------------
+SWARM_PIECES = "cli python command docker"
+"""The toolchain pieces a Swarm stack needs (scripts/up.sh picks them the same way)."""
+
+
+def timed(*argv: str, env: dict | None = None) -> float:
+    t0 = time.monotonic()
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, env={**os.environ, **(env or {})}, timeout=3600)
+    return time.monotonic() - t0
+
+
+def warm_setup() -> dict:
+    """Seconds of each set-up step of `make up` when everything is already there."""
+    pieces = {"PULUMI_TOOLCHAIN_PIECES": SWARM_PIECES}
+    return {"venv_s": round(timed("scripts/venv.sh"), 2),
+            "toolchain_s": round(timed("bash", "scripts/toolchain.sh", env=pieces), 2),
+            "images_s": round(timed("images/build.sh", "node", "base", "registry"), 2)}
+
+
+def toolchain_build_times() -> dict:
+    """Recorded cold build seconds of the Swarm stacks' toolchain pieces (None where unknown)."""
+    listing = subprocess.run(["bash", "scripts/toolchain.sh", "--list"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "PULUMI_TOOLCHAIN_PIECES": SWARM_PIECES}).stdout
+    cache = Path(os.environ.get("PULUMI_TOOLCHAIN_DIR", Path.home() / ".cache" / "pulumi-airgap"))
+    times = {}
+    for piece, key in re.findall(r"^(\S+)\s+key=(\S+)", listing, re.M):
+        log, done = cache / "logs" / f"{piece}-{key}.log", cache / "pieces" / f"{piece}-{key}" / ".complete"
+        born = subprocess.run(["stat", "-c", "%W", str(log)], capture_output=True, text=True).stdout.strip()
+        times[piece] = round(done.stat().st_mtime - int(born)) if done.exists() and born.isdigit() and born != "0" else None
+    return times
+
+
+def make_up_figures(setup: dict, ready_1_2: float) -> dict:
+    warm = sum(setup.values()) + ready_1_2
+    pieces = toolchain_build_times()
+    known = [v for v in pieces.values() if v is not None]
+    return {"warm_s": round(warm, 1), "setup_warm": setup, "toolchain_pieces_cold_s": pieces,
+            "cold_s": round(warm + sum(known), 1) if len(known) == len(pieces) else None}
+
+
 # --- report ------------------------------------------------------------------------------------------
 def chart(result: dict, path: Path) -> None:
     import matplotlib
@@ -327,7 +381,7 @@ def chart(result: dict, path: Path) -> None:
     counts = [1 + w for w in WORKER_COUNTS]
     base = [result["baseline"]["ready"][str(w)]["ready_s"] for w in WORKER_COUNTS]
     proj = [result["project"]["ready"][str(w)]["ready_s"] for w in WORKER_COUNTS]
-    left.plot(counts, base, "o-", label="bare docker (raw_swarm.sh)", color="#777")
+    left.plot(counts, base, "o-", label="bare docker (scripts/bare_swarm.py)", color="#777")
     left.plot(counts, proj, "o-", label=f"phoenix ({result['path']})", color="#c0392b")
     left.plot(counts, [TARGET_READY_RATIO * b for b in base], ":", color="#777", label="target: 2x bare docker")
     for x, p, b in zip(counts, proj, base):
@@ -382,6 +436,9 @@ def table(result: dict) -> str:
         rows.append((f"ready 1+{w} (s)", f"{b:.1f}", f"{p:.1f}", f"{p / b:.2f}x", f"<= {TARGET_READY_RATIO}x"))
     s = result["ratios"]
     rows.append(("t(1+5)/t(1+2)", f"{s['baseline_scaling']:.2f}", f"{s['project_scaling']:.2f}", "", f"<= {TARGET_SCALING}"))
+    up = result.get("make_up") or {}
+    for label, key, target in (("make up, warm (s)", "warm_s", "<= 90"), ("make up, cold (s)", "cold_s", "<= 1800")):
+        rows.append((label, "-", f"{up[key]:.0f}" if up.get(key) is not None else "unknown", "", target))
     n = result["project"].get("noop", {})
     rows.append(("no-op re-apply (s)", "-", f"{n.get('noop_s', 0):.1f}", "", f"changes: {n.get('changed')}"))
     b_mem = result["baseline"]["ready"]["2"]["memory"]["peak_total_mib"]
@@ -408,16 +465,19 @@ def main(argv=None) -> int:
     if problem:
         say(problem)
         return 1
-    if subprocess.run(["docker", "image", "inspect", RAW_APP_IMAGE], capture_output=True).returncode != 0:
-        say(f"{RAW_APP_IMAGE} missing: building it (images/build.sh app)")
+    if subprocess.run(["docker", "image", "inspect", bare_swarm.APP_IMAGE], capture_output=True).returncode != 0:
+        say(f"{bare_swarm.APP_IMAGE} missing: building it (images/build.sh app)")
         subprocess.run(["bash", str(ROOT / "images" / "build.sh"), "app"], check=True, env={**os.environ, "ENSURE_ENGINE": "0"})
     path = "pulumi" if pulumi_available() else "harness"
-    say(f"project path: {path}" + ("" if path == "pulumi" else " (the Pulumi CLI or a plugin is missing: scripts/e2e.sh check)"))
+    say(f"project path: {path}" + ("" if path == "pulumi" else " (the Pulumi CLI or a plugin is missing: scripts/e2e.sh check)")
+        + f"; on stacks of its own ({', '.join(f'bench{w}' for w in WORKER_COUNTS)}), never the one `make up` chose")
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "path": path, "cpus": os.cpu_count(),
               "load_average_start": load_average(), "baseline": {"ready": {}}, "project": {"ready": {}}}
 
+    setup = warm_setup()
+    say(f"make up's set-up steps, warm: {setup}")
     for workers in WORKER_COUNTS:
-        raw_cleanup()
+        bare_swarm.cleanup()
         keep = workers == 2 and not args.quick
         seconds, memory = raw_swarm(workers, keep=keep)
         result["baseline"]["ready"][str(workers)] = {"ready_s": seconds, "memory": memory}
@@ -426,7 +486,7 @@ def main(argv=None) -> int:
             try:
                 result["baseline"]["drills"] = raw_drills(raw_target(workers))
             finally:
-                raw_cleanup()
+                bare_swarm.cleanup()
 
         if path == "pulumi":
             target, ready = pulumi_ready(workers)
@@ -462,6 +522,8 @@ def main(argv=None) -> int:
                         "project_scaling": round(p5 / p2, 2), "baseline_scaling": round(b5 / b2, 2)}
     result["targets"] = {"ready_at_most_2x": max(p2 / b2, p5 / b5) <= TARGET_READY_RATIO,
                          "scaling_at_most_1.3": p5 / p2 <= TARGET_SCALING}
+    if path == "pulumi":
+        result["make_up"] = make_up_figures(setup, p2)
     result["load_average_end"] = load_average()
     OUT_JSON.parent.mkdir(exist_ok=True)
     OUT_JSON.write_text(json.dumps(result, indent=2))

@@ -6,6 +6,7 @@
 #   3. the offline images (Debian packages, no registry)                   -> idem
 #   4. QEMU/KVM packages when /dev/kvm exists                              -> VM tests
 #   5. the Pulumi toolchain (built from the Go module proxy when missing)  -> end to end
+#      and etcd + kube-apiserver + kubectl when cached or the budget allows -> tests/k8s
 #   6. a live cluster: `pulumi up` of the ci stack when the toolchain is complete, else the same
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
 #   7. one pytest run over tests/ (its -ra summary lists every skip with its reason)
@@ -40,6 +41,26 @@ step toolchain bash scripts/toolchain.sh
 # shellcheck source=scripts/pulumi-env.sh
 source scripts/pulumi-env.sh
 
+# ---- Kubernetes API-server validation (tests/k8s) --------------------------------------------------
+# etcd, kube-apiserver and kubectl from scripts/k8s-toolchain.sh: reused when cached, built cold only
+# when the build fits CI's budget (PHOENIX_CI_BUDGET seconds from the start of this script) while
+# leaving PHOENIX_TESTS_RESERVE seconds for what still runs after it (live cluster, pytest, teardown).
+k8s_pieces="etcd kube-apiserver kubectl"
+k8s_budget=${PHOENIX_CI_BUDGET:-5400}
+k8s_reserve=${PHOENIX_TESTS_RESERVE:-1800}
+k8s_left=$((k8s_budget - SECONDS))
+if ! k8s_need=$(bash scripts/k8s-toolchain.sh --estimate $k8s_pieces); then
+  note "k8s-toolchain: skipped, scripts/k8s-toolchain.sh --estimate failed (tests/k8s skip)"
+else
+  echo "test.sh: budget ${k8s_budget} s, ${SECONDS} s used, ${k8s_left} s left; $k8s_pieces need ~${k8s_need} s (0 = cached), ${k8s_reserve} s kept for the tests" >&2
+  if (( k8s_need == 0 || k8s_left - k8s_reserve >= k8s_need )); then
+    step k8s-toolchain bash scripts/k8s-toolchain.sh $k8s_pieces
+  else
+    note "k8s-toolchain: skipped, a ~${k8s_need} s cold build of $k8s_pieces does not fit: ${k8s_left} s of ${k8s_budget} s left, ${k8s_reserve} s kept for the tests (tests/k8s skip; make k8s-toolchain warms the cache)"
+  fi
+fi
+# ---- end of the Kubernetes API-server validation block ---------------------------------------------
+
 export PHOENIX_STACK=ci
 live=none
 if [ $engine = 1 ]; then
@@ -56,7 +77,7 @@ fi
 export PHOENIX_LIVE=$live
 note "live cluster for infra tests and drills: $live"
 
-.venv/bin/python -m pytest tests/unit tests/integration tests/infra tests/drills tests/vm tests/e2e \
+.venv/bin/python -m pytest tests/unit tests/k8s tests/integration tests/infra tests/drills tests/vm tests/e2e \
   -p no:cacheprovider --junitxml=build/junit.xml 2>&1 | tee build/pytest.log
 rc=${PIPESTATUS[0]}
 

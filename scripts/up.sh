@@ -32,6 +32,8 @@ if grep -q 'local/' "stacks/Pulumi.$STACK.yaml"; then
 fi
 
 pulumi stack select --create "$STACK" >/dev/null
+# destroy, status, drills act on this stack from now on (scripts/stack.sh).
+mkdir -p build && echo "$STACK" > build/stack
 say "pulumi up --stack $STACK"
 pulumi up --yes --skip-preview --stack "$STACK" "$@"
 pulumi stack output --stack "$STACK"

@@ -96,6 +96,9 @@ class AppImage(pulumi.ComponentResource):
                 f"{name}-build",
                 create=f"{build} && docker push -q {shlex.quote(local_ref)} && "
                        f"docker image inspect -f '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' {shlex.quote(local_ref)}",
+                # The tag names the stack's registry: only this stack made it, so destroy removes it
+                # (the base image and any other tag of the user's stay).
+                delete=f"docker image rm {shlex.quote(local_ref)} >/dev/null 2>&1 || true",
                 triggers=[tag], opts=pulumi.ResourceOptions(parent=self, depends_on=list(registry.ready)))
             self.ref = built.stdout.apply(lambda out: f"{registry.pull}/{REPOSITORY}:{tag}@"
                                           + pushed_digest(out, f"{registry.push}/{REPOSITORY}"))

@@ -165,7 +165,9 @@ class K8sApp(pulumi.ComponentResource):
                                 max_skew=1, topology_key="kubernetes.io/hostname",
                                 # Soft, as Swarm's spread preference: never leaves a replica unscheduled.
                                 when_unsatisfiable="ScheduleAnyway", label_selector=match)]))),
-                opts=child)
+                # `pulumi up` gives up on a rollout as on Swarm; a failed one is then rolled back.
+                opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{s.update.rollout_timeout_s}s", update=f"{s.update.rollout_timeout_s}s")))
             self.services[s.name] = k8s.core.v1.Service(
                 f"{name}-{s.name}-svc",
                 metadata=meta(s),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_docker as docker
+from pulumi_command import local
 
 from components.config import NodesConfig
 from components.nodes.node import DockerExec, Node
@@ -52,6 +54,9 @@ class NodeRuntime:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Callable[[NodeContext], Mapping[str, str]] = lambda ctx: {}
     """Files written into the container at creation (path -> content)."""
+    start_after: Callable[[NodeContext, Sequence[Node]], Sequence[pulumi.Resource]] = lambda ctx, earlier: ()
+    """What a node's container must wait for, given the nodes made before it (e.g. a joining k3s server
+    starts only once the previous server is a Ready member)."""
 
 
 class DockerNodesArgs(TypedDict):
@@ -134,6 +139,12 @@ class DockerNodes(pulumi.ComponentResource):
             volume = docker.Volume(f"{node_name}-data", name=f"phoenix-{node_name}",
                                    labels=label_args(docker.VolumeLabelArgs), opts=named)
             shared = os.path.join(cfg.socket_dir, node_name)
+            # The host directory exists exactly as long as the node: made before the container, removed
+            # after it (the node's socket stays in it), and socketDir with it once it is empty.
+            shared_dir = local.Command(
+                f"{node_name}-shared", create=f"mkdir -p {shlex.quote(shared)}",
+                delete=f"rm -rf {shlex.quote(shared)} && {{ rmdir {shlex.quote(cfg.socket_dir)} 2>/dev/null || true; }}",
+                opts=child)
             container = docker.Container(
                 node_name,
                 name=node_name,
@@ -154,7 +165,8 @@ class DockerNodes(pulumi.ComponentResource):
                 uploads=[docker.ContainerUploadArgs(file=path, content=content)
                          for path, content in runtime.files(ctx).items()] or None,
                 labels=label_args(docker.ContainerLabelArgs, {"io.phoenix.role": role}),
-                opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(depends_on=[registry_container])))
+                opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(
+                    depends_on=[registry_container, shared_dir, *runtime.start_after(ctx, self.nodes)])))
             self.nodes.append(Node(
                 name=node_name, role=role, address=address, connection=DockerExec(node_name),
                 docker_host=f"unix://{shared}/docker.sock", public_address="127.0.0.1"
@@ -173,8 +185,10 @@ class DockerNodes(pulumi.ComponentResource):
         if cfg.privileged:
             return {"privileged": True}
         # What a host that refuses --privileged still allows (see README, "Hosts without --privileged").
+        # Capabilities as Docker stores and the provider reads them back (CAP_ prefixed, ALL as is), so
+        # that a refresh finds no difference.
         return {
-            "capabilities": docker.ContainerCapabilitiesArgs(adds=["ALL"], drops=list(cfg.cap_drop)),
+            "capabilities": docker.ContainerCapabilitiesArgs(adds=["ALL"], drops=[f"CAP_{c}" for c in cfg.cap_drop]),
             "security_opts": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
             "cgroupns_mode": "host",
             "mounts": [docker.ContainerMountArgs(target="/sys/fs/cgroup", source="/sys/fs/cgroup", type="bind")],

@@ -72,8 +72,9 @@ def deploy(name: str, cfg: ClusterConfig, cluster: KubernetesCluster, services: 
     app = K8sApp(f"{name}-app", {"services": services, "image": image, "pull_policy": pull_policy, "app": cfg.app,
                                  "labels": cfg.labels}, app_opts)
     K8sRollback(f"{name}-rollback", {"image": image, "pull_policy": pull_policy, "namespace": app.namespace,
-                                     "labels": cfg.labels}, app_opts)
+                                     "labels": cfg.labels, "after_s": max(s.update.rollback_after_s for s in services)},
+                app_opts)
     k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts, pull_policy)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},
-                      outputs={"kubernetesApi": cluster.api_url})
+                      outputs={"kubernetesApi": cluster.api_url}, app=[app])

@@ -30,6 +30,8 @@ class Deployment:
     """Stack outputs that must stay secret (join tokens, kubeconfig)."""
     outputs: Mapping[str, pulumi.Input] = field(default_factory=dict)
     """Further plain stack outputs (e.g. the Kubernetes API URL)."""
+    app: Sequence[pulumi.Resource] = ()
+    """The app's resources: once they exist, the entry URL should answer."""
 
 
 class Orchestrator(ABC):
@@ -50,6 +52,9 @@ class Orchestrator(ABC):
     """What scripts/prepare.sh installs on SSH hosts and VMs before the bootstrap (`docker`), or ()."""
     image_loader: ClassVar[ImageLoader]
     """How the app image gets into a node's image store where there is no registry (hosts, VMs)."""
+    config_keys: ClassVar[Sequence[str]] = ()
+    """Stack keys (without the project prefix) that only this orchestrator reads: the config refuses
+    them, set to anything but their default, under another orchestrator."""
 
     _REQUIRED: ClassVar[tuple[str, ...]] = ("name", "default_node_image", "ports", "host_prerequisites",
                                             "image_loader")

@@ -106,13 +106,14 @@ class Swarm(pulumi.ComponentResource):
 
         self.manager_address = leader.address
         # The host becomes known only once the swarm exists, so no resource talks to the manager before.
+        self.docker_host = pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1])
         self.provider = docker.Provider(
-            f"{name}-manager",
-            host=pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]),
+            f"{name}-manager", host=self.docker_host,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*members, *pulls]))
         self.node_ids = node_ids
         self.register_outputs({
             "managerAddress": self.manager_address,
+            "dockerHost": self.docker_host,
             "nodeIds": node_ids,
             "workerToken": self.worker_token,
             "managerToken": self.manager_token,
@@ -128,6 +129,7 @@ class SwarmOrchestrator(Orchestrator):
              Port("udp", 7946, purpose="gossip"), Port("udp", 4789, purpose="overlay VXLAN"))
     host_prerequisites = ("docker",)
     image_loader = LOADER
+    config_keys = ("endpointMode",)
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
         if "k3s" in split_image(cfg.nodes.image)[0]:
@@ -151,10 +153,12 @@ class SwarmOrchestrator(Orchestrator):
         """A swarm on `nodes` and the app's services on it, through the first manager."""
         swarm = Swarm(f"{name}-swarm", {"nodes": nodes, "image": image}, opts)
         app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
-        SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
+        app = SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
         swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
         return Deployment(manager_address=swarm.manager_address,
-                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token})
+                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
+                          # The first manager's engine as a docker CLI reaches it: `make context`.
+                          outputs={"dockerHost": swarm.docker_host}, app=[app])
 
 
 ORCHESTRATOR = SwarmOrchestrator()

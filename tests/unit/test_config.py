@@ -40,7 +40,9 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"workers": -1}, "workers", "between 0 and 50"),
     ({"workers": "two"}, "workers", "expected an integer"),
     ({"privileged": "yes"}, "privileged", "expected a boolean"),
-    ({"capDrop": ["cap_sys_admin"]}, "capDrop", "without the CAP_ prefix"),
+    ({"privileged": False, "capDrop": ["NOT_A_CAP"]}, "capDrop", "not a Linux capability"),
+    ({"privileged": False, "capDrop": ["SYS_RESOURSE"]}, "capDrop", "did you mean SYS_RESOURCE?"),
+    ({"capDrop": ["NET_ADMIN"]}, "capDrop", "applies only with phoenix:privileged false"),
     ({"nodeMemoryMb": 100}, "nodeMemoryMb", "at least 256"),
     ({"subnet": "172.28.0.0/28"}, "subnet", "/24 or larger"),
     ({"subnet": "not-a-net"}, "subnet", "IPv4 CIDR"),
@@ -48,6 +50,11 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"webReplicas": 0}, "webReplicas", "between 1 and 100"),
     ({"publishedPort": 70000}, "publishedPort", "between 1 and 65535"),
     ({"publishedPort": 2377}, "publishedPort", "used by the orchestrator swarm"),
+    ({"orchestrator": "k3s", "publishedPort": 6443}, "publishedPort", "used by the orchestrator k3s"),
+    ({"publishedPort": 22}, "publishedPort", "SSH's"),
+    ({"registryPort": 22}, "registryPort", "SSH's"),
+    ({"substrate": "ssh", "sshPrivateKey": "k", "publishedPort": 2222, "hosts": [
+        {"name": "a", "address": "10.0.0.1", "role": "manager", "port": 2222}]}, "publishedPort", "host a listens for SSH"),
     ({"registryPort": 8080}, "registryPort", "must differ"),
     ({"bindAddress": "localhost"}, "bindAddress", "IPv4 address"),
     ({"endpointMode": "ingress"}, "endpointMode", "choose one of vip, dnsrr"),
@@ -70,7 +77,16 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"substrate": "ssh", "sshPrivateKey": "k", "hosts": '[{"name": "a"'}, "hosts", "structured YAML/JSON"),
     ({"substrate": "cloud", "sshPrivateKey": "k", "cloud": {"networkCidr": "10.0.0/16"}},
      "cloud.networkCidr", "a CIDR"),
-    ({"colour": "blue"}, "colour", "unknown key"),
+    ({"zzz": "blue"}, "zzz", "unknown key; known keys are listed in Pulumi.yaml"),
+    ({"webReplica": 3}, "webReplica", "unknown key; did you mean phoenix:webReplicas?"),
+    ({"sshPrivatKey": "k"}, "sshPrivatKey", "did you mean phoenix:sshPrivateKey?"),
+    ({"endpointMode": "dnsrr", "orchestrator": "k3s"}, "endpointMode", "means nothing for orchestrator k3s"),
+    ({"k3sVersion": "v1.30.1+k3s1"}, "k3sVersion", "means nothing for orchestrator swarm"),
+    ({"autoscaleMax": 8}, "autoscaleMax", "means nothing for orchestrator swarm"),
+    ({"subnet": "10.9.0.0/24", "substrate": "ssh", "sshPrivateKey": "k",
+      "hosts": [{"name": "a", "address": "10.0.0.1", "role": "manager"}]}, "subnet", "means nothing for substrate ssh"),
+    ({"hosts": [{"name": "a", "address": "10.0.0.1", "role": "manager"}]}, "hosts", "means nothing for substrate docker"),
+    ({"sshPrivateKey": "k"}, "sshPrivateKey", "means nothing for substrate docker"),
 ])
 def test_bad_values_are_refused_with_key_value_and_fix(raw, key, hint):
     with pytest.raises(ConfigError) as err:
@@ -95,3 +111,13 @@ def test_ssh_hosts_set_the_node_counts():
     assert (cfg.nodes.managers, cfg.nodes.workers) == (1, 2)
     assert cfg.nodes.hosts[1].port == 2222 and cfg.nodes.hosts[1].user == "ops"
     assert cfg.nodes.hosts[2].user == "admin"
+
+
+def test_capabilities_are_stored_without_the_cap_prefix_whichever_way_they_were_written():
+    cfg = parse({"privileged": False, "capDrop": ["CAP_SYS_RESOURCE", "net_admin"]}, "dev")
+    assert cfg.nodes.cap_drop == ("SYS_RESOURCE", "NET_ADMIN")
+
+
+def test_a_key_set_to_its_default_is_not_refused_where_it_means_nothing():
+    # The engine passes every declared key with its default: only a changed value is a choice.
+    parse({"endpointMode": "vip", "k3sVersion": "v1.31.4+k3s1", "orchestrator": "k3s", "autoscaleMax": "6"}, "dev")

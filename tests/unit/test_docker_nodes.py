@@ -88,7 +88,7 @@ def test_explicit_capabilities_when_privileged_is_off(mocks, config):
     def check(_):
         m0 = mocks.of(CONTAINER)["test-m0"]
         assert "privileged" not in m0
-        assert m0["capabilities"] == {"adds": ["ALL"], "drops": ["SYS_RESOURCE", "SYS_MODULE"]}
+        assert m0["capabilities"] == {"adds": ["ALL"], "drops": ["CAP_SYS_RESOURCE", "CAP_SYS_MODULE"]}
         assert set(m0["securityOpts"]) == {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
         assert m0["cgroupnsMode"] == "host"
         assert m0["tmpfs"] == {"/run": "rw", "/var/run": "rw"}
@@ -131,3 +131,16 @@ def test_resource_limits(mocks, config):
         m0 = mocks.of(CONTAINER)["test-m0"]
         assert m0["cpus"] == "1.5" and m0["memory"] == 1024
     return settled(*nodes.nodes[0].ready).apply(check)
+
+
+@pulumi.runtime.test
+def test_each_node_shared_directory_is_removed_with_the_node(mocks, config):
+    nodes = build(config, socketDir="/tmp/px", workers=1)
+
+    def check(_):
+        commands = mocks.of("command:local:Command")
+        assert sorted(commands) == ["test-m0-shared", "test-w1-shared"]
+        assert commands["test-w1-shared"]["create"] == "mkdir -p /tmp/px/test-w1"
+        assert commands["test-w1-shared"]["delete"].startswith("rm -rf /tmp/px/test-w1 && { rmdir /tmp/px ")
+        assert mocks.of(CONTAINER)["test-w1"]["volumes"][1]["hostPath"] == "/tmp/px/test-w1"
+    return settled(*[r for n in nodes.nodes for r in n.ready]).apply(check)

@@ -10,32 +10,39 @@ import pytest
 from components.orchestrators.k3s import k3s_argv
 
 FAKE_K3S = r"""#!/bin/sh
-# Fake k3s: appends its argv to $LOG; answers from files in $STATE: node-NAME (a node), server-NAME
-# (a server, content Ready or NotReady), fail-drain, containerd-up, ctr-image (images ls output).
+# Fake k3s: appends its argv to $LOG; answers from files in $STATE: node-NAME (a node), etcd-NAME (an
+# etcd member, Ready unless notready-NAME), containerd-up, ctr-image (what `images ls` lists).
 echo "k3s $*" >> "$LOG"
 case "$1" in
   --version) echo "k3s version ${FAKE_VERSION:-v1.31.4+k3s1} (0123abcd)"; echo "go version go1.22" ;;
   kubectl)
     shift
     [ "$1" = --kubeconfig ] && shift 2
+    if [ -f "$STATE/api-down" ]; then
+      echo "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?" >&2
+      exit 1
+    fi
     case "$1" in
       get)
         case "$2" in
           --raw=/readyz) [ -f "$STATE/api-up" ] && echo ok || exit 1 ;;
-          nodes)
-            for f in "$STATE"/server-*; do
+          nodes)  # -l node-role.kubernetes.io/etcd=true --no-headers
+            for f in "$STATE"/etcd-*; do
               [ -f "$f" ] || continue
-              case "$*" in *--no-headers*) echo "${f##*/server-} $(cat "$f")" ;; *-o*) echo "node/${f##*/server-}" ;; esac
+              name=${f##*/etcd-}
+              if [ -f "$STATE/notready-$name" ]; then echo "$name NotReady"; else echo "$name Ready"; fi
             done ;;
           node)
-            [ -f "$STATE/node-$3" ] || exit 1
-            case "$*" in
-              *control-plane*) [ -f "$STATE/server-$3" ] && echo "node/$3" ;;
-              *--no-headers*) echo "$3 $(cat "$STATE/server-$3" 2>/dev/null || echo Ready)" ;;
+            [ -f "$STATE/node-$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
+            case "$5" in
+              *labels*etcd*) [ -f "$STATE/etcd-$3" ] && printf true ;;
+              *removed-node-name*) [ -f "$STATE/removed-$3" ] && printf '%s' "$3" ;;
             esac ;;
         esac ;;
       wait) exit 0 ;;
-      drain) [ -f "$STATE/fail-drain" ] && exit 1; exit 0 ;;
+      drain) [ -f "$STATE/drain-stuck" ] && exit 1 ;;
+      # k3s's etcd controller: removes the member and confirms, unless it cannot.
+      annotate) [ -f "$STATE/etcd-stuck" ] || touch "$STATE/removed-$3" ;;
       delete) rm -f "$STATE/node-$3" ;;
     esac ;;
   ctr)
@@ -186,36 +193,58 @@ def test_remove_drains_then_deletes_and_is_idempotent(run, env):
     assert done.returncode == 0, done.stderr
     kubectl = kubectl_calls(calls)
     drain = next(i for i, c in enumerate(kubectl) if c.startswith("drain w2 --ignore-daemonsets"))
-    assert kubectl[drain + 1].startswith("delete node w2")
+    assert 0 < drain < len(kubectl) - 1 and kubectl[-1].startswith("delete node w2")
+    assert not any(c.startswith("annotate") for c in kubectl), "an agent has no etcd member"
     done, calls = run("remove", "w2")
     assert done.returncode == 0 and not any(" drain w2" in c for c in calls)
+    assert "not in the cluster" in done.stderr
 
 
-def test_a_failed_drain_fails_the_removal_and_keeps_the_node(run, env):
-    Path(env["STATE"], "node-w2").touch()
-    Path(env["STATE"], "fail-drain").touch()
-    done, calls = run("remove", "w2")
-    assert done.returncode != 0 and "could not drain node w2" in done.stderr
-    assert not any(c.startswith("delete node") for c in kubectl_calls(calls))
+def three_servers(env, *extra: str) -> None:
+    for f in ("node-s0", "node-s1", "node-s2", "etcd-s0", "etcd-s1", "etcd-s2", *extra):
+        Path(env["STATE"], f).touch()
+
+
+def test_remove_takes_a_servers_etcd_member_out_before_deleting_the_node(run, env):
+    three_servers(env)
+    done, calls = run("remove", "s2")
+    assert done.returncode == 0, done.stderr
+    kubectl = kubectl_calls(calls)
+    annotate = kubectl.index("annotate node s2 --overwrite etcd.k3s.cattle.io/remove=true")
+    confirmed = max(i for i, c in enumerate(kubectl) if "removed-node-name" in c)
+    delete = next(i for i, c in enumerate(kubectl) if c.startswith("delete node s2"))
+    assert kubectl.index(next(c for c in kubectl if c.startswith("drain s2"))) < annotate < confirmed < delete
+
+
+def test_remove_fails_loudly_when_the_etcd_member_does_not_leave(run, env):
+    three_servers(env, "etcd-stuck")
+    done, calls = run("remove", "s2", "1")
+    assert done.returncode != 0 and "removal of the etcd member of s2" in done.stderr
+    assert not any(c.startswith("delete node") for c in kubectl_calls(calls)), "the node must stay"
+    assert Path(env["STATE"], "node-s2").exists()
+
+
+@pytest.mark.parametrize("state, reason", [
+    ("api-down", "cannot ask the Kubernetes API"),
+    ("drain-stuck", "could not drain node s2"),
+])
+def test_remove_never_takes_a_failure_for_already_gone(run, env, state, reason):
+    three_servers(env, state)
+    done, calls = run("remove", "s2")
+    assert done.returncode != 0 and reason in done.stderr, done.stderr
+    assert not any(c.startswith(("delete", "annotate")) for c in kubectl_calls(calls))
 
 
 def test_removing_a_server_refuses_to_break_the_etcd_quorum(run, env):
-    state = Path(env["STATE"])
-    for name, ready in (("s0", "Ready"), ("s1", "Ready"), ("s2", "NotReady")):
-        (state / f"node-{name}").touch()
-        (state / f"server-{name}").write_text(ready)
+    three_servers(env, "notready-s2")
+    # s2 is not Ready: without s1, one of the two servers left would be Ready, not a majority.
     done, calls = run("remove", "s1")
     assert done.returncode != 0
     assert "removing server s1 would leave 1 Ready of 2 servers, below a quorum of 2" in done.stderr
-    assert not any(c.startswith(("drain", "delete")) for c in kubectl_calls(calls))
-    (state / "server-s2").write_text("Ready")
+    assert not any(c.startswith(("drain", "annotate", "delete")) for c in kubectl_calls(calls))
+    Path(env["STATE"], "notready-s2").unlink()
     done, _ = run("remove", "s1")
     assert done.returncode == 0, done.stderr
-
-
-def test_remove_fails_when_the_api_does_not_answer(run, env):
-    done, _ = run("remove", "w2", extra={"PATH": "/usr/bin:/bin"})
-    assert done.returncode != 0 and "does not answer" in done.stderr
 
 
 def test_uninstall_runs_the_left_script_and_fails_with_it(run, env):

@@ -18,10 +18,11 @@ def exports(monkeypatch):
     return captured
 
 
-def run_program(**config):
+def run_program(**config) -> dict:
+    """Run __main__.py with the given stack config; returns the program's globals."""
     pulumi.runtime.set_all_config({f"phoenix:{k}": v if isinstance(v, str) else json.dumps(v)
                                    for k, v in config.items()})
-    runpy.run_path(str(PROGRAM))
+    return runpy.run_path(str(PROGRAM))
 
 
 @pulumi.runtime.test
@@ -33,6 +34,7 @@ def test_outputs_of_the_local_swarm_stack(mocks, exports):
         assert outputs["appUrl"] == "http://127.0.0.1:8080/"
         assert outputs["managerAddress"] == "172.28.0.10"
         assert outputs["orchestrator"] == "swarm"
+        assert outputs["dockerHost"] == "unix:///tmp/phoenix/test-m0/docker.sock"
         assert [(n["name"], n["role"], n["uri"]) for n in outputs["nodes"]] == [
             ("test-m0", "manager", "docker://test-m0"), ("test-w1", "worker", "docker://test-w1"),
             ("test-w2", "worker", "docker://test-w2")]
@@ -57,9 +59,44 @@ def test_join_tokens_are_exported_only_as_secrets(mocks, exports):
 
 
 def test_bad_config_stops_the_program_before_any_resource(mocks, exports):
-    with pytest.raises(Exception, match="phoenix:managers = 2 is invalid"):
+    # RunError: the engine prints the message alone, without a Python traceback.
+    with pytest.raises(pulumi.RunError, match="phoenix:managers = 2 is invalid"):
         run_program(managers=2)
     assert mocks.resources == [] and exports == {}
+
+
+def test_a_misspelt_key_in_the_stack_config_is_refused(mocks, exports):
+    # pulumi.Config reads only the keys it is asked for: the program must look at the whole map.
+    with pytest.raises(pulumi.RunError, match="phoenix:webReplica = .*did you mean phoenix:webReplicas"):
+        run_program(webReplica=3)
+    assert mocks.resources == []
+
+
+def test_the_value_of_a_misspelt_secret_key_is_not_shown(mocks, exports, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["phoenix:sshPrivatKey"]))
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(sshPrivatKey="-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert "phoenix:sshPrivatKey = '(secret)'" in str(err.value)
+    assert "BEGIN OPENSSH" not in str(err.value)
+
+
+def test_keys_come_from_the_language_host_environment(mocks, monkeypatch):
+    # What a real `pulumi up` does: the language host passes the stack's config as PULUMI_CONFIG.
+    from components.config import stack_config
+
+    pulumi.runtime.set_all_config({})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"phoenix:workers": "4", "phoenix:wokers": "5", "docker:host": "x"}))
+    assert stack_config() == ({"workers": "4", "wokers": "5"}, frozenset())
+
+
+@pulumi.runtime.test
+def test_up_ends_with_the_check_that_the_entry_answers(mocks, exports):
+    cluster = run_program(appVersion="7")["cluster"]
+
+    def check(_):
+        command = mocks.of("command:local:Command")["phoenix-ready-check"]
+        assert command["create"].endswith(" - http://127.0.0.1:8080/ 7 180")
+    return cluster.app_ready.message.apply(check)
 
 
 def test_swarm_services_on_hosts_name_the_image_each_host_loaded(mocks, exports):

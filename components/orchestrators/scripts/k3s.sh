@@ -47,6 +47,10 @@ wait_for() {
   done
 }
 
+etcd_member_removed() {
+  [ -n "$(kc get node "$1" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
+}
+
 # put_file PATH MODE: stdin -> PATH (atomic; unchanged files are not touched, so k3s sees no change).
 put_file() {
   tmp=$(mktemp)  # mode 0600 until it is in place
@@ -135,20 +139,34 @@ case "$action" in
     kc wait --for=condition=Ready "node/$1" --timeout="${2:-300}s" >/dev/null || \
       die "node $1 did not become Ready in ${2:-300} s"
     echo "$1" ;;
-  remove) # remove NAME (on a server): drain, then delete the node (an etcd member leaves with it)
-    kc get nodes >/dev/null || die "the Kubernetes API on $(hostname) does not answer: cannot remove node $1"
-    # Verifiably gone already (a second destroy, a node deleted by hand): nothing to do.
-    kc get node "$1" >/dev/null 2>&1 || exit 0
-    if [ -n "$(kc get node "$1" -o name -l node-role.kubernetes.io/control-plane=true)" ]; then
-      # The other servers must keep a majority of Ready ones, or etcd loses its quorum.
-      total=$(kc get nodes -o name -l node-role.kubernetes.io/control-plane=true | wc -l)
-      ready=$(kc get nodes -l node-role.kubernetes.io/control-plane=true --no-headers | awk '$2 == "Ready"' | wc -l)
-      [ "$(kc get node "$1" --no-headers | awk '{print $2}')" = Ready ] && ready=$((ready - 1))
-      left=$((total - 1))
+  remove) # remove NAME [SECONDS] (on a server): drain, take a server's etcd member out, delete the node
+    # Gone only when the API says so (k3s's node finalizer takes a server's etcd member out before a
+    # node object can go). Any other failure, such as an API that does not answer, stops here.
+    if ! found=$(kc get node "$1" -o name 2>&1); then
+      case "$found" in
+        *NotFound*) log "node $1 is not in the cluster: nothing to remove"; exit 0 ;;
+        *) die "cannot ask the Kubernetes API on $(hostname) about node $1, so it stays: $found" ;;
+      esac
+    fi
+    etcd=$(kc get node "$1" -o 'jsonpath={.metadata.labels.node-role\.kubernetes\.io/etcd}') || \
+      die "cannot tell whether node $1 holds an etcd member: it stays in the cluster"
+    if [ "$etcd" = true ]; then
+      # The other members must keep a Ready majority, or etcd loses its quorum for good.
+      members=$(kc get nodes -l node-role.kubernetes.io/etcd=true --no-headers) || \
+        die "cannot list the etcd members: node $1 stays in the cluster"
+      left=$(($(printf '%s\n' "$members" | grep -c .) - 1))
+      ready=$(printf '%s\n' "$members" | awk -v node="$1" '$1 != node && $2 == "Ready"' | wc -l)
       [ "$left" -ge 1 ] && [ "$ready" -gt $((left / 2)) ] || die "removing server $1 would leave $ready Ready of $left servers, below a quorum of $((left / 2 + 1)): bring the other servers back (kubectl get nodes) before removing it"
     fi
     kc drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2 || \
       die "could not drain node $1 in 120 s (a PodDisruptionBudget or a stuck pod?): it stays in the cluster"
+    if [ "$etcd" = true ]; then
+      # A server with an embedded etcd member: k3s removes the member when asked by this annotation
+      # and confirms with removed-node-name; only then does the node go.
+      kc annotate node "$1" --overwrite etcd.k3s.cattle.io/remove=true >/dev/null || \
+        die "could not ask k3s to remove the etcd member of $1"
+      wait_for "${2:-120}" "removal of the etcd member of $1" etcd_member_removed "$1"
+    fi
     kc delete node "$1" --wait=false >/dev/null || die "could not delete node $1" ;;
   uninstall) # on a host: the uninstall script the install script left (server or agent)
     found=
