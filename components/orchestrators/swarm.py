@@ -15,6 +15,7 @@ from typing import NotRequired, Optional, Sequence, TypedDict
 import pulumi
 import pulumi_docker as docker
 
+from components.apps.app_image import ImageLoader
 from components.apps.phoenix import swarm_phoenix
 from components.apps.spec import ServiceSpec
 from components.apps.swarm_app import SwarmApp
@@ -29,6 +30,14 @@ SCRIPT = (Path(__file__).parent / "scripts" / "swarm.sh").read_text()
 def swarm_argv(*args: str) -> list[str]:
     """argv that runs one action of the Swarm bootstrap script on a node."""
     return script_argv(SCRIPT, "swarm", *args)
+
+
+LOADER = ImageLoader(
+    load=lambda name: swarm_argv("load"),
+    check=lambda ref: swarm_argv("has-image", ref),
+    remove=lambda ref: swarm_argv("remove-image", ref),
+)
+"""Without a registry: `docker load` on each node; services name the image by its ID, never pulled."""
 
 
 def dockerd_command(shared_dir: str, registry: str, socket_gid: int) -> list[str]:
@@ -125,6 +134,7 @@ class SwarmOrchestrator(Orchestrator):
     ports = (Port("tcp", 2377, purpose="cluster management"), Port("tcp", 7946, purpose="gossip"),
              Port("udp", 7946, purpose="gossip"), Port("udp", 4789, purpose="overlay VXLAN"))
     host_prerequisites = ("docker",)
+    image_loader = LOADER
     config_keys = ("endpointMode",)
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
@@ -151,8 +161,12 @@ class SwarmOrchestrator(Orchestrator):
         app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
         app = SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
         swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
+        tls = nodes[0].docker_tls
+        # The client's side of the engine's mutual TLS (hosts), for `make context`.
+        tls_secret = {"dockerTls": pulumi.Output.json_dumps({"ca": tls.ca, "cert": tls.cert, "key": tls.key})} if tls else {}
         return Deployment(manager_address=swarm.manager_address,
-                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
+                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token,
+                                   **tls_secret},
                           # The first manager's engine as a docker CLI reaches it: `make context`.
                           outputs={"dockerHost": swarm.docker_host}, app=[app])
 
