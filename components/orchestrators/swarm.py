@@ -109,7 +109,8 @@ class Swarm(pulumi.ComponentResource):
         if leader.docker_host is None:
             raise ValueError(f"the first manager {leader.name} offers no way to its Docker engine (Node.docker_host)")
         tls = leader.docker_tls
-        self.docker_host = pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1])
+        # Not a secret, though init's stdout is (every output of a command holding the SSH key is).
+        self.docker_host = pulumi.Output.unsecret(pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]))
         self.provider = docker.Provider(
             f"{name}-manager", host=self.docker_host,
             # Mutual TLS (SSH hosts): the engine's certificate is checked against ca_material.

@@ -146,7 +146,8 @@ def test_ssh_hosts_export_the_engine_endpoint_and_its_client_credentials_as_a_se
     run_program(substrate="ssh", sshPrivateKey="k", hosts=HOSTS)
 
     async def check():
-        assert await pulumi.Output.from_input(exports["dockerHost"]).future() == "tcp://192.0.2.10:2376"
+        host = pulumi.Output.from_input(exports["dockerHost"])
+        assert await host.future() == "tcp://192.0.2.10:2376" and not await host.is_secret()
         tls = pulumi.Output.from_input(exports["dockerTls"])
         assert await tls.is_secret()
         assert set(json.loads(await tls.future())) == {"ca", "cert", "key"}  # what `make context` writes

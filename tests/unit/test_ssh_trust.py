@@ -1,5 +1,6 @@
 """Trust on SSH hosts: host keys pinned (from the config or recorded at first contact) on every SSH
 connection, and the Docker provider reaching the manager's engine over mutual TLS only."""
+import dataclasses
 import json
 import os
 import shutil
@@ -247,3 +248,16 @@ def test_the_gateway_refuses_a_client_without_a_certificate_of_the_stack(gateway
             tls.sendall(b"request\n")
             assert tls.recv(100) == b""  # TLS 1.3 reports the refused certificate on the first read
             raise ConnectionError("closed without an answer")
+
+
+@pulumi.runtime.test
+def test_the_engine_endpoint_is_no_secret_though_the_outputs_it_waits_for_are(mocks, config):
+    # Every output of a command holding the SSH key is secret, init's included: the endpoint is not.
+    nodes = build(config).nodes
+    leader = dataclasses.replace(nodes[0], docker_host=pulumi.Output.secret(f"tcp://192.0.2.11:{ENGINE_PORT}"))
+    swarm = Swarm("sw", {"nodes": [leader, *nodes[1:]]})
+
+    async def check():
+        assert await swarm.docker_host.future() == f"tcp://192.0.2.11:{ENGINE_PORT}"
+        assert not await swarm.docker_host.is_secret()
+    return settled(swarm.provider).apply(lambda _: check())
