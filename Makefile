@@ -5,7 +5,7 @@ STACK ?=
 PY := .venv/bin/python
 PULUMI_ENV := source scripts/pulumi-env.sh &&
 
-.PHONY: up destroy context test unit venv engine images toolchain bench status drills harness-up harness-down vm-deps help
+.PHONY: up destroy context test unit venv engine images toolchain k8s-toolchain bench status drills harness-up harness-down vm-deps help
 
 up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi up` (STACK=local|local-airgap|...)
 	STACK=$(STACK) scripts/up.sh
@@ -41,6 +41,9 @@ images:        ## build the air-gapped node, base, registry and app images from 
 
 toolchain:     ## build the Pulumi CLI and plugins from the Go module proxy (docs/airgap.md)
 	bash scripts/toolchain.sh
+
+k8s-toolchain: ## build Kubernetes, etcd and the cluster images from the Go module proxy and Debian (docs/airgap.md)
+	bash scripts/k8s-toolchain.sh
 
 vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
 	bash scripts/vm-deps.sh

@@ -6,10 +6,14 @@
 #   3. the offline images (Debian packages, no registry)                   -> idem
 #   4. QEMU/KVM packages when /dev/kvm exists                              -> VM tests
 #   5. the Pulumi toolchain (built from the Go module proxy when missing)  -> end to end
+#      and etcd + kube-apiserver + kubectl when cached or the budget allows -> tests/k8s
 #   6. a live cluster: `pulumi up` of the ci stack when the toolchain is complete, else the same
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
 #   7. one pytest run over tests/ (its -ra summary lists every skip with its reason)
-#   8. teardown, and the summary of what ran.
+#   8. teardown of that cluster
+#   9. the hosts cycles (tests/hosts): `pulumi up` on a test bed of machines reached only over SSH
+#      (stacks hosts-ci, hosts-ci3), a pytest run of their own, each phase's time in the summary
+#  10. the summary of what ran.
 # A step that cannot be done here is recorded and its tests skip with the reason; only test
 # failures (and a broken unit suite) fail the run.
 set -uo pipefail
@@ -37,6 +41,26 @@ step toolchain bash scripts/toolchain.sh
 # shellcheck source=scripts/pulumi-env.sh
 source scripts/pulumi-env.sh
 
+# ---- Kubernetes API-server validation (tests/k8s) --------------------------------------------------
+# etcd, kube-apiserver and kubectl from scripts/k8s-toolchain.sh: reused when cached, built cold only
+# when the build fits CI's budget (PHOENIX_CI_BUDGET seconds from the start of this script) while
+# leaving PHOENIX_TESTS_RESERVE seconds for what still runs after it (live cluster, pytest, teardown).
+k8s_pieces="etcd kube-apiserver kubectl"
+k8s_budget=${PHOENIX_CI_BUDGET:-5400}
+k8s_reserve=${PHOENIX_TESTS_RESERVE:-1800}
+k8s_left=$((k8s_budget - SECONDS))
+if ! k8s_need=$(bash scripts/k8s-toolchain.sh --estimate $k8s_pieces); then
+  note "k8s-toolchain: skipped, scripts/k8s-toolchain.sh --estimate failed (tests/k8s skip)"
+else
+  echo "test.sh: budget ${k8s_budget} s, ${SECONDS} s used, ${k8s_left} s left; $k8s_pieces need ~${k8s_need} s (0 = cached), ${k8s_reserve} s kept for the tests" >&2
+  if (( k8s_need == 0 || k8s_left - k8s_reserve >= k8s_need )); then
+    step k8s-toolchain bash scripts/k8s-toolchain.sh $k8s_pieces
+  else
+    note "k8s-toolchain: skipped, a ~${k8s_need} s cold build of $k8s_pieces does not fit: ${k8s_left} s of ${k8s_budget} s left, ${k8s_reserve} s kept for the tests (tests/k8s skip; make k8s-toolchain warms the cache)"
+  fi
+fi
+# ---- end of the Kubernetes API-server validation block ---------------------------------------------
+
 export PHOENIX_STACK=ci
 live=none
 if [ $engine = 1 ]; then
@@ -53,7 +77,7 @@ fi
 export PHOENIX_LIVE=$live
 note "live cluster for infra tests and drills: $live"
 
-.venv/bin/python -m pytest tests/unit tests/integration tests/infra tests/drills tests/vm tests/e2e \
+.venv/bin/python -m pytest tests/unit tests/k8s tests/integration tests/infra tests/drills tests/vm tests/e2e \
   -p no:cacheprovider --junitxml=build/junit.xml 2>&1 | tee build/pytest.log
 rc=${PIPESTATUS[0]}
 
@@ -62,9 +86,29 @@ case $live in
   harness) .venv/bin/python -m tests.integration.local_swarm down --stack ci ;;
 esac
 
+hosts_rc=0
+if [ $engine = 1 ]; then
+  step ssh-node-image images/build.sh ssh-node
+  rm -f build/hosts-timings.json
+  .venv/bin/python -m pytest tests/hosts -p no:cacheprovider --junitxml=build/junit-hosts.xml 2>&1 \
+    | tee build/pytest-hosts.log
+  hosts_rc=${PIPESTATUS[0]}
+  if [ -f build/hosts-timings.json ]; then
+    while read -r line; do note "$line"; done < <(.venv/bin/python -c '
+import json, sys
+for stack, phases in json.load(open(sys.argv[1])).items():
+    print(f"{stack}: " + ", ".join(f"{k} {v} s" for k, v in phases.items()))' build/hosts-timings.json)
+  else
+    note "hosts cycles: no phase completed, see build/pytest-hosts.log"
+  fi
+fi
+
 echo
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"
 .venv/bin/python scripts/junit_summary.py build/junit.xml || true
+[ -f build/junit-hosts.xml ] && { .venv/bin/python scripts/junit_summary.py build/junit-hosts.xml || true; }
 [ $rc = 5 ] && rc=0   # "no tests collected" is not a failure of the suite
+[ $hosts_rc = 5 ] && hosts_rc=0
+[ $rc = 0 ] && rc=$hosts_rc
 exit $rc

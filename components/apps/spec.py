@@ -52,6 +52,16 @@ class UpdatePolicy:
     """Kubernetes: a rollout that makes no progress for this long has failed, and is rolled back (a pod
     pull, start and monitor window fit in it with room to spare). Swarm judges each task by its health
     check and the monitor window instead."""
+    rollout_timeout_s: int = 180
+    """How long `pulumi up` waits for one service's rollout before it fails (Swarm's convergence,
+    Kubernetes' Deployment await)."""
+
+    @property
+    def rollback_after_s(self) -> int:
+        """Kubernetes: how long a failed rollout is left before the rollback controller undoes it. Until
+        `pulumi up` has given up on it, plus a minute: undone earlier, the old version would become
+        available again and `pulumi up` would report it as a success. The old pods serve meanwhile."""
+        return self.rollout_timeout_s - self.progress_deadline_s + 60
 
 
 @dataclass(frozen=True)

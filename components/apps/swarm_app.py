@@ -141,5 +141,6 @@ class SwarmApp(pulumi.ComponentResource):
             endpoint_spec=docker.ServiceEndpointSpecArgs(mode=endpoint_mode, ports=ports or None),
             # `pulumi up` returns once every replica runs, so the stack's outputs mean a working app.
             # (The provider cannot wait for global services: their task count follows the nodes.)
-            converge_config=None if global_on_managers else docker.ServiceConvergeConfigArgs(delay="1s", timeout="3m"),
+            converge_config=None if global_on_managers else docker.ServiceConvergeConfigArgs(
+                delay="1s", timeout=_duration(u.rollout_timeout_s)),
             opts=opts)

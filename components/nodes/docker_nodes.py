@@ -54,6 +54,9 @@ class NodeRuntime:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Callable[[NodeContext], Mapping[str, str]] = lambda ctx: {}
     """Files written into the container at creation (path -> content)."""
+    start_after: Callable[[NodeContext, Sequence[Node]], Sequence[pulumi.Resource]] = lambda ctx, earlier: ()
+    """What a node's container must wait for, given the nodes made before it (e.g. a joining k3s server
+    starts only once the previous server is a Ready member)."""
 
 
 class DockerNodesArgs(TypedDict):
@@ -162,7 +165,8 @@ class DockerNodes(pulumi.ComponentResource):
                 uploads=[docker.ContainerUploadArgs(file=path, content=content)
                          for path, content in runtime.files(ctx).items()] or None,
                 labels=label_args(docker.ContainerLabelArgs, {"io.phoenix.role": role}),
-                opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(depends_on=[registry_container, shared_dir])))
+                opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(
+                    depends_on=[registry_container, shared_dir, *runtime.start_after(ctx, self.nodes)])))
             self.nodes.append(Node(
                 name=node_name, role=role, address=address, connection=DockerExec(node_name),
                 docker_host=f"unix://{shared}/docker.sock", public_address="127.0.0.1"

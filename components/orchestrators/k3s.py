@@ -31,6 +31,7 @@ import pulumi
 import yaml
 from pulumi_command import local, remote
 
+from components.apps.app_image import ImageLoader
 from components.apps.spec import ServiceSpec
 from components.config import PROJECT, ClusterConfig, ConfigError, split_image
 from components.nodes.docker_nodes import NodeContext, NodeRuntime
@@ -59,6 +60,15 @@ VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 def k3s_argv(*args: str) -> list[str]:
     """argv that runs one action of the k3s bootstrap script on a node."""
     return script_argv(SCRIPT, "k3s", *args)
+
+
+LOADER = ImageLoader(
+    load=lambda name: k3s_argv("import", name),
+    check=lambda ref: k3s_argv("has-image", ref),
+    remove=lambda ref: k3s_argv("remove-image", ref),
+)
+"""Without a registry (hosts): the archive into k3s's containerd (and its images directory, imported
+on every start); pods use it with imagePullPolicy Never (kubernetes.deploy), so no node pulls it."""
 
 
 def server_url(address: str) -> str:
@@ -198,29 +208,30 @@ class K3s(pulumi.ComponentResource):
         leader, ha = servers[0], len(servers) > 1
         ordered = [leader] + [n for n in nodes if n is not leader]
 
-        # Hosts: k3s installed by the install script; every node but the first server after it.
-        joined: dict[str, list[pulumi.Resource]] = {n.name: [] for n in nodes}
+        # Hosts: k3s installed by the install script (containers run it already). Every node joins after
+        # the first server; each further server also after the previous one is a Ready member: etcd
+        # takes one new member (a learner) at a time, so parallel joins would only race and retry.
         self.token: Optional[pulumi.Output[str]] = None
-        if not args["in_container"]:
+        hosts = not args["in_container"]
+        if hosts:
             self.token = args["token"] if "token" in args else \
                 cluster_token(f"{name}-token", pulumi.ResourceOptions(parent=self))
             airgap = airgap_files(args["airgap_dir"]) if args.get("airgap_dir") else []
-            leader_install: list[pulumi.Resource] = []
-            for node in ordered:
-                prepared = self._prepare_host(name, node, airgap, args)
-                install = self._run(
-                    node, f"{name}-install-{node.name}",
-                    host_flags(node, leader, ha).apply(lambda flags, n=node: k3s_argv(
-                        "install", ROLES[n.role], args["version"], AIRGAP_STAGE if airgap else "", *flags)),
-                    stdin=self.token.apply(lambda t: t + "\n"), delete=k3s_argv("uninstall"),
-                    depends_on=[*prepared, *leader_install],
-                    # A replaced machine: uninstall from the old one before installing on the new one.
-                    delete_before_replace=True)
-                joined[node.name] = [install]
-                if node is leader:
-                    leader_install = [install]
 
-        ready = leader.run(f"{name}-ready", k3s_argv("wait-server"), parent=self, depends_on=joined[leader.name])
+        def install(node: Node, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+            if not hosts:
+                return []
+            return [self._run(
+                node, f"{name}-install-{node.name}",
+                host_flags(node, leader, ha).apply(lambda flags: k3s_argv(
+                    "install", ROLES[node.role], args["version"], AIRGAP_STAGE if airgap else "", *flags)),
+                stdin=self.token.apply(lambda t: t + "\n"), delete=k3s_argv("uninstall"),
+                depends_on=[*self._prepare_host(name, node, airgap, args), *after],
+                # A replaced machine: uninstall from the old one before installing on the new one.
+                delete_before_replace=True)]
+
+        leader_install = install(leader, [])
+        ready = leader.run(f"{name}-ready", k3s_argv("wait-server"), parent=self, depends_on=leader_install)
         raw = leader.run(f"{name}-kubeconfig", k3s_argv("kubeconfig"), parent=self, depends_on=[ready],
                          secret_stdout=True)
 
@@ -228,12 +239,18 @@ class K3s(pulumi.ComponentResource):
         # deleting one (the node left the config) drains the node and deletes it. They carry no
         # replacement triggers on purpose: a record replaced after its node came back would delete
         # the node again (node names are stable, unlike Swarm node IDs).
-        members = []
+        members: list[pulumi.Resource] = []
+        last_server: list[pulumi.Resource] = []
         for node in ordered:
-            members.append(self._run(
+            joined = leader_install if node is leader else install(node, [*leader_install, *(
+                last_server if node.role == "manager" else [])])
+            member = self._run(
                 leader, f"{name}-member-{node.name}", k3s_argv("wait-node", node.name),
                 delete=None if node is leader else k3s_argv("remove", node.name),
-                depends_on=[ready, *node.ready, *joined[node.name]], replace_key=False))
+                depends_on=[ready, *node.ready, *joined], replace_key=False)
+            members.append(member)
+            if node.role == "manager":
+                last_server = [member]
 
         self.server_address = leader.address
         self.api_url = pulumi.Output.concat("https://", leader.public_address, f":{API_PORT}")
@@ -300,6 +317,7 @@ class K3sOrchestrator(Orchestrator):
              Port("tcp", 10250, purpose="kubelet"), Port("tcp", 2379, 2380, between="servers", purpose="etcd"),
              Port("tcp", 6444, between="local", purpose="agent load balancer"))
     host_prerequisites = ()  # the install script brings everything
+    image_loader = LOADER
     config_keys = ("autoscaleMax", "minAvailable", "k3sVersion", "k3sAirgapDir")
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:
@@ -338,6 +356,17 @@ class K3sOrchestrator(Orchestrator):
         token = cluster_token(f"{cfg.stack}-k3s-token", opts)
         public = "127.0.0.1" if cfg.app.bind_address == "0.0.0.0" else cfg.app.bind_address
         ha = cfg.nodes.managers > 1
+
+        def start_after(ctx: NodeContext, earlier: Sequence[Node]) -> list[pulumi.Resource]:
+            # A joining server's container starts once the previous server is a Ready member (etcd takes
+            # one new member at a time); agents join whenever they are up.
+            servers = [n for n in earlier if n.role == "manager"]
+            if ctx.role != "manager" or not servers:
+                return []
+            previous = servers[-1]
+            return [servers[0].run(f"{cfg.stack}-k3s-joined-{previous.name}", k3s_argv("wait-node", previous.name),
+                                   parent=opts.parent if opts else None, depends_on=list(previous.ready))]
+
         return NodeRuntime(
             command=lambda ctx: container_command(ctx, public, ha),
             data_dir=DATA_DIR,
@@ -348,6 +377,7 @@ class K3sOrchestrator(Orchestrator):
                 NODE_PASSWORD_FILE: pulumi.Output.secret(token.apply(lambda t, n=ctx.name: node_password(t, n))),
                 REGISTRIES_FILE: registries_yaml(ctx.registry),
             },
+            start_after=start_after,
         )
 
     def deploy(self, name: str, cfg: ClusterConfig, nodes: Sequence[Node], services: Sequence[ServiceSpec],

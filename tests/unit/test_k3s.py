@@ -100,6 +100,25 @@ def test_three_servers_form_embedded_etcd_led_by_the_first(graph, config):
 
 
 @pulumi.runtime.test
+def test_container_servers_join_one_at_a_time_after_the_previous_is_ready(graph, config):
+    _, nodes = container_nodes(config, managers=3, workers=1)
+
+    def check(_):
+        gates = graph.mocks.of(LOCAL)
+        for previous, joining in (("test-m0", "test-m1"), ("test-m1", "test-m2")):
+            gate = f"test-k3s-joined-{previous}"
+            # The joining server's container is created only once the previous server is a Ready node.
+            assert gate in graph.deps(joining), f"{joining} starts before {previous} is Ready"
+            assert action(gates[gate]) == ("wait-node", [previous])
+            assert shlex.split(gates[gate]["create"])[3] == "test-m0", "checked on the first server"
+            assert graph.deps(gate) >= {"test-m0", previous}
+        assert "test-k3s-joined-test-m1" not in graph.deps("test-m1")
+        assert not any(d.startswith("test-k3s-joined-") for d in graph.deps("test-w1")), "agents need no turn"
+        assert not any(d.startswith("test-k3s-joined-") for d in graph.deps("test-m0"))
+    return pulumi.Output.all(*[r.urn for n in nodes.nodes for r in n.ready]).apply(check)
+
+
+@pulumi.runtime.test
 def test_token_reaches_containers_as_a_secret_file_never_the_command_or_env(graph, config):
     _, nodes = container_nodes(config, workers=1)
 
@@ -256,6 +275,12 @@ def test_hosts_install_first_server_then_join_with_its_url_and_the_token(graph):
         assert "--tls-san=203.0.113.10" in installs["s0"][1]
         assert "--node-external-ip=203.0.113.11" in installs["s1"][1]
         assert graph.deps("k-member-a0") >= {"k-install-a0", "k-ready"}
+        # Servers join one at a time: each after the previous one is a Ready member (etcd admits one
+        # learner at a time); agents only wait for the first server.
+        assert graph.deps("k-install-s1") >= {"k-member-s0"}
+        assert graph.deps("k-install-s2") >= {"k-member-s1"}
+        for n in ("a0", "a1"):
+            assert not graph.deps(f"k-install-{n}") & {"k-member-s1", "k-member-s2"}
     return settled(*cluster.ready).apply(check)
 
 
@@ -338,6 +363,33 @@ def test_deploy_exports_the_kubeconfig_only_as_a_secret_and_apps_use_its_provide
     assert graph.deps("phoenix-kubernetes") >= {f"phoenix-k3s-member-{n}" for n in ("test-m0", "test-w1", "test-w2")}
     # A failed version is rolled back on every Kubernetes cluster; phoenix mode (off here) adds its own CronJob.
     assert sorted(graph.mocks.of("kubernetes:batch/v1:CronJob")) == ["phoenix-rollback-cronjob"]
+
+
+@pytest.mark.parametrize("substrate, policy", [("docker", "IfNotPresent"), ("ssh", "Never")])
+def test_pods_never_pull_the_app_image_on_hosts(graph, config, substrate, policy):
+    import json
+    from components.apps.spec import sample_services
+    hosts = json.dumps([{"name": "s0", "address": "203.0.113.10", "role": "manager"}])
+    raw = {"hosts": hosts, "sshPrivateKey": "(secret)"} if substrate == "ssh" else {}
+    cfg = config(orchestrator="k3s", substrate=substrate, phoenix=True, **raw)
+
+    @pulumi.runtime.test
+    def deploy():
+        nodes = host_nodes(servers=1, agents=0) if substrate == "ssh" else container_nodes(config)[1].nodes
+        deployed = k3s.ORCHESTRATOR.deploy("phoenix", cfg, nodes, sample_services(cfg.app), "phoenix/sample-app:1",
+                              pulumi.ResourceOptions())
+        return deployed.secrets["kubeconfig"]
+
+    deploy()
+    deployments = graph.mocks.of("kubernetes:apps/v1:Deployment")
+    assert deployments
+    for inputs in deployments.values():
+        assert {c["imagePullPolicy"] for c in inputs["spec"]["template"]["spec"]["containers"]} == {policy}
+    cronjobs = graph.mocks.of("kubernetes:batch/v1:CronJob")  # the controllers: rollback, phoenix
+    assert len(cronjobs) == 2
+    for cronjob in cronjobs.values():
+        containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert {c["imagePullPolicy"] for c in containers} == {policy}
 
 
 # --- the whole program ----------------------------------------------------------------------------

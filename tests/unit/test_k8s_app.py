@@ -89,6 +89,12 @@ def test_rolling_update_never_below_replicas_and_pods_spread_over_nodes(graph, c
             # A rollout that stalls fails after the deadline (and is rolled back: test_rollback.py).
             assert spec["progressDeadlineSeconds"] == s.update.progress_deadline_s
             assert s.update.progress_deadline_s > s.liveness.start_grace_s + s.update.monitor_s
+            # `pulumi up` gives up on a stalled rollout after the deadline, and before the rollback
+            # controller undoes it (undone earlier, the await would see the old version and succeed).
+            timeouts = graph.requests[f"app-{s.name}"].customTimeouts
+            assert timeouts.create == timeouts.update == f"{s.update.rollout_timeout_s}s"
+            assert s.update.progress_deadline_s < s.update.rollout_timeout_s
+            assert s.update.progress_deadline_s + s.update.rollback_after_s >= s.update.rollout_timeout_s + 60
     return done(app).apply(check)
 
 

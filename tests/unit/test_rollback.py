@@ -21,7 +21,9 @@ from components.apps.rollback import K8sRollback  # noqa: E402
 from tests.unit.conftest import settled  # noqa: E402
 
 NS = "phoenix"
-FAILED = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+FAILED = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+          "lastTransitionTime": "2026-12-01T10:00:00Z"}
+FAILED_AT = 1796119200.0  # FAILED's lastTransitionTime as epoch seconds
 PROGRESSING = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
 
 
@@ -66,6 +68,13 @@ class FakeApi:
             raise ApiError(self.refuse, "the object has been modified")
         self.patches.append((method, unquote(path), body, content_type))
         return {}
+
+
+def test_a_failure_is_left_alone_until_pulumi_up_has_given_up_on_it(capsys):
+    api = FakeApi([deployment()], [replicaset("web-h1", 1, "1", 3), replicaset("web-h2", 2, "2", 1)])
+    assert rb.rollback_pass(api, NS, after_s=120, clock=lambda: FAILED_AT + 119) == 0 and api.patches == []
+    assert "rollback wait deployment=web failed_for=119s undo_after=120s" in capsys.readouterr().out
+    assert rb.rollback_pass(api, NS, after_s=120, clock=lambda: FAILED_AT + 120) == 1
 
 
 def test_a_failed_rollout_gets_the_template_of_the_version_still_serving(capsys):
@@ -121,7 +130,7 @@ def test_a_concurrent_change_is_reported_not_overwritten(capsys):
 @pulumi.runtime.test
 def test_the_rollback_cronjob_runs_every_minute_with_least_privilege(mocks, config):
     cfg = config(orchestrator="k3s")
-    controller = K8sRollback("rb", {"image": "reg/app:1", "namespace": NS, "labels": cfg.labels})
+    controller = K8sRollback("rb", {"image": "reg/app:1", "namespace": NS, "labels": cfg.labels, "after_s": 120})
 
     def check(_):
         job = mocks.of("kubernetes:batch/v1:CronJob")["rb-cronjob"]["spec"]
@@ -130,6 +139,7 @@ def test_the_rollback_cronjob_runs_every_minute_with_least_privilege(mocks, conf
         assert pod["serviceAccountName"] == "rollback"
         (c,) = pod["containers"]
         assert c["command"] == ["python3", "-m", "sampleapp.rollback"] and c["image"] == "reg/app:1"
+        assert {e["name"]: e.get("value") for e in c["env"]}["PHOENIX_ROLLBACK_AFTER"] == "120"
         assert c["securityContext"]["runAsNonRoot"] is True
         (role,) = mocks.of("kubernetes:rbac.authorization.k8s.io/v1:Role").values()
         assert role["metadata"]["namespace"] == NS

@@ -124,7 +124,7 @@ def test_services_converge_before_up_returns(mocks, config, mode):
     def inner():
         app, done = build(config, endpointMode=mode)
         return done.apply(lambda _: [
-            s["convergeConfig"] == {"delay": "1s", "timeout": "3m"} or pytest.fail(f"{n} does not converge")
+            s["convergeConfig"] == {"delay": "1s", "timeout": "180s"} or pytest.fail(f"{n} does not converge")
             for n, s in mocks.of(SERVICE).items() if "replicated" in s["mode"]])
     inner()
 

@@ -2,11 +2,15 @@
 on its own, done by one pass of this controller (a CronJob run, every minute):
 
     python3 -m sampleapp.rollback    # with a ServiceAccount token; PHOENIX_NAMESPACE (default: the pod's)
+                                     # PHOENIX_ROLLBACK_AFTER: seconds a failure is left alone (0)
 
 A Deployment whose rollout made no progress for `progressDeadlineSeconds` gets the condition
 Progressing=False, reason ProgressDeadlineExceeded, and then stays as it is: the old pods keep serving
-(maxUnavailable 0), the new ones never become ready. For each such Deployment (not paused, status
-current) the pass restores the version still serving, as `kubectl rollout undo` would: the newest
+(maxUnavailable 0), the new ones never become ready. Once that condition is PHOENIX_ROLLBACK_AFTER
+seconds old (by then `pulumi up` has reported the failure: undone earlier, the old version would be
+available again and the waiting `pulumi up` would take it for a success), for each such Deployment
+(not paused, status current) the pass restores the version still serving, as `kubectl rollout undo`
+would: the newest
 ReplicaSet the Deployment owns is the failed version; the newest older one that still has pods is
 the last good one, and its pod template (without the pod-template-hash label) replaces the
 Deployment's. The Deployment controller then makes that ReplicaSet the current one again (its pods
@@ -24,9 +28,11 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import time
+from typing import Callable
 from urllib.parse import quote
 
-from sampleapp.phoenix import ApiError, JsonApi, in_cluster, log
+from sampleapp.phoenix import ApiError, JsonApi, in_cluster, log, parse_time
 
 PROGRAM = "rollback"
 FIELD_MANAGER = "phoenix-rollback"
@@ -35,13 +41,13 @@ HASH_LABEL = "pod-template-hash"
 SELECTOR = "app.kubernetes.io/part-of=phoenix"
 
 
-def deadline_exceeded(deployment: dict) -> bool:
-    """The Deployment's current rollout failed: no progress within its progress deadline."""
+def deadline_exceeded(deployment: dict) -> dict | None:
+    """The condition saying the current rollout failed (no progress within its deadline), if it did."""
     spec, status = deployment.get("spec", {}), deployment.get("status", {})
     if spec.get("paused") or status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
-        return False  # paused on purpose, or the controller has not looked at the latest spec yet
-    return any(c.get("type") == "Progressing" and c.get("status") == "False"
-               and c.get("reason") == "ProgressDeadlineExceeded" for c in status.get("conditions") or [])
+        return None  # paused on purpose, or the controller has not looked at the latest spec yet
+    return next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"
+                 and c.get("status") == "False" and c.get("reason") == "ProgressDeadlineExceeded"), None)
 
 
 def revision(replicaset: dict) -> int:
@@ -78,11 +84,21 @@ def undo_patch(deployment: dict, template: dict) -> list[dict]:
             {"op": "replace", "path": "/spec/template", "value": template}]
 
 
-def rollback_pass(api: JsonApi, namespace: str) -> int:
-    """Roll back every failed rollout of the app in `namespace` once; returns how many were rolled back."""
+def rollback_pass(api: JsonApi, namespace: str, after_s: float = 0,
+                  clock: Callable[[], float] = time.time) -> int:
+    """Roll back every rollout of the app in `namespace` that failed at least `after_s` ago; returns how many."""
     base = f"/apis/apps/v1/namespaces/{namespace}"
     deployments = (api.get(f"{base}/deployments?labelSelector={quote(SELECTOR)}") or {}).get("items", [])
-    failed = [d for d in deployments if deadline_exceeded(d)]
+    failed = []
+    for d in deployments:
+        condition = deadline_exceeded(d)
+        if condition is None:
+            continue
+        age = clock() - parse_time(condition.get("lastTransitionTime", ""))
+        if age < after_s:
+            log("wait", PROGRAM, deployment=d["metadata"]["name"], failed_for=f"{age:.0f}s", undo_after=f"{after_s:.0f}s")
+            continue
+        failed.append(d)
     if not failed:
         return 0
     replicasets = (api.get(f"{base}/replicasets?labelSelector={quote(SELECTOR)}") or {}).get("items", [])
@@ -112,7 +128,7 @@ def main(env=None) -> int:
     env = os.environ if env is None else env
     api, namespace = in_cluster(env)
     log("start", PROGRAM, namespace=namespace)
-    rollback_pass(api, namespace)
+    rollback_pass(api, namespace, float(env.get("PHOENIX_ROLLBACK_AFTER", "0")))
     return 0
 
 
