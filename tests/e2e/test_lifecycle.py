@@ -80,12 +80,16 @@ def swarm_nodes() -> list[str]:
 def test_adding_a_worker_joins_it_and_removing_it_drains_it_out_of_the_swarm():
     workers = int(pulumi("config", "get", "phoenix:workers").stdout.strip() or 2)
     new = f"{STACK}-w{workers + 1}"
+    # `up --config` saves the value (rewriting the whole stack file): the file is put back as it was.
+    stack_file = Path(__file__).resolve().parents[2] / "stacks" / f"Pulumi.{STACK}.yaml"
+    as_it_was = stack_file.read_text()
     try:
         done = pulumi("up", "--yes", "--skip-preview", "--config", f"phoenix:workers={workers + 1}")
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert f"{new} Ready" in swarm_nodes()
     finally:
         done = pulumi("up", "--yes", "--skip-preview", "--config", f"phoenix:workers={workers}")
+        stack_file.write_text(as_it_was)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert not any(line.startswith(new) for line in swarm_nodes()), "the removed worker is still in the swarm"
     assert labelled("container") and new not in subprocess.run(
