@@ -42,7 +42,8 @@ class Cluster(pulumi.ComponentResource):
         self.nodes = nodes.nodes
 
         image = AppImage(f"{name}-image", {
-            "base_image": cfg.app.base_image, "registry": nodes.registry, "nodes": nodes.nodes}, child)
+            "base_image": cfg.app.base_image, "registry": nodes.registry, "nodes": nodes.nodes,
+            "loader": orchestrator.image_loader}, child)
         deployed = orchestrator.deploy(name, cfg, nodes.nodes, services, image.ref, child)
 
         self.manager_address = deployed.manager_address

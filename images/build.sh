@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build the project's images offline, from Debian packages (no registry needed).
 #
-#   images/build.sh node|base|registry|app|all [...]
+#   images/build.sh node|ssh-node|base|registry|app|all [...]
 #
 #   node      local/swarm-node:bookworm     docker-in-docker node (dockerd + docker CLI)
+#   ssh-node  local/ssh-node:bookworm       the node plus sshd: a host of the tests' SSH test bed
 #   base      local/python-base:bookworm    minbase + python3 (FROM of the sample app offline)
 #   registry  local/registry:bookworm       Debian's docker-registry (distribution 2.8) on :5000
 #   app       local/sample-app:$APP_TAG     images/app built on local/python-base:bookworm
-#   all       the four, in that order
+#   all       node, base, registry and app, in that order (ssh-node is built on demand)
 #
 # Caching: every image carries the label io.phoenix.inputs=<sha256 of its inputs>
 # (the recipe text of this script for that image, the rootfs function, the files it ships;
@@ -33,6 +34,7 @@ APP_VERSION=${APP_VERSION:-$APP_TAG}
 LABEL_KEY=io.phoenix.inputs
 
 NODE_IMAGE=local/swarm-node:$SUITE
+SSH_NODE_IMAGE=local/ssh-node:$SUITE
 BASE_IMAGE=local/python-base:$SUITE
 REGISTRY_IMAGE=local/registry:$SUITE
 APP_IMAGE=local/sample-app:$APP_TAG
@@ -179,6 +181,39 @@ build_node() {
     'CMD ["dockerd"]'
 }
 
+# --- ssh-node: a host of the SSH test bed (tests/hosts) ---------------------------------------
+# The node image's packages plus openssh-server. Host keys are removed (every container would share
+# them): the test fixture puts generated ones and the authorized key in place before the start.
+ssh_node_hook() {
+  local r=$1
+  node_hook "$r"
+  rm -f "$r"/etc/ssh/ssh_host_*
+  cat >"$r/etc/ssh/sshd_config.d/phoenix-bed.conf" <<'CFG'
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+HostKey /etc/ssh/ssh_host_ed25519_key
+CFG
+  # Its own dockerd in the background (through the node's entrypoint), sshd in the foreground.
+  cat >"$r/usr/local/bin/ssh-node-init" <<'SH'
+#!/bin/sh
+set -e
+mkdir -p /run/sshd
+/usr/local/bin/dind-entrypoint dockerd >/var/log/dockerd.log 2>&1 &
+exec /usr/sbin/sshd -D -e
+SH
+  chmod 0755 "$r/usr/local/bin/ssh-node-init"
+}
+
+build_ssh_node() {
+  debootstrap_image "$SSH_NODE_IMAGE" docker.io,iproute2,iptables,ca-certificates,procps,python3,curl,openssh-server \
+    ssh_node_hook \
+    "LABEL io.phoenix.node-hook=$(declare -f node_hook | sha)" \
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'EXPOSE 22' \
+    'CMD ["/usr/local/bin/ssh-node-init"]'
+}
+
 # --- base: python3 ---------------------------------------------------------------------------
 base_hook() { :; }
 
@@ -246,13 +281,14 @@ build_app() {
   log "$APP_IMAGE built in $((SECONDS - t0)) s"
 }
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 if [ "${ENSURE_ENGINE:-1}" = 1 ]; then "$ROOT_DIR/scripts/engine.sh"; fi
 for what in "$@"; do
   case $what in
     node) build_node ;;
+    ssh-node) build_ssh_node ;;
     base) build_base ;;
     registry) build_registry ;;
     app) build_app ;;

@@ -10,7 +10,10 @@
 #   6. a live cluster: `pulumi up` of the ci stack when the toolchain is complete, else the same
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
 #   7. one pytest run over tests/ (its -ra summary lists every skip with its reason)
-#   8. teardown, and the summary of what ran.
+#   8. teardown of that cluster
+#   9. the hosts cycles (tests/hosts): `pulumi up` on a test bed of machines reached only over SSH
+#      (stacks hosts-ci, hosts-ci3), a pytest run of their own, each phase's time in the summary
+#  10. the summary of what ran.
 # A step that cannot be done here is recorded and its tests skip with the reason; only test
 # failures (and a broken unit suite) fail the run.
 set -uo pipefail
@@ -83,9 +86,29 @@ case $live in
   harness) .venv/bin/python -m tests.integration.local_swarm down --stack ci ;;
 esac
 
+hosts_rc=0
+if [ $engine = 1 ]; then
+  step ssh-node-image images/build.sh ssh-node
+  rm -f build/hosts-timings.json
+  .venv/bin/python -m pytest tests/hosts -p no:cacheprovider --junitxml=build/junit-hosts.xml 2>&1 \
+    | tee build/pytest-hosts.log
+  hosts_rc=${PIPESTATUS[0]}
+  if [ -f build/hosts-timings.json ]; then
+    while read -r line; do note "$line"; done < <(.venv/bin/python -c '
+import json, sys
+for stack, phases in json.load(open(sys.argv[1])).items():
+    print(f"{stack}: " + ", ".join(f"{k} {v} s" for k, v in phases.items()))' build/hosts-timings.json)
+  else
+    note "hosts cycles: no phase completed, see build/pytest-hosts.log"
+  fi
+fi
+
 echo
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"
 .venv/bin/python scripts/junit_summary.py build/junit.xml || true
+[ -f build/junit-hosts.xml ] && { .venv/bin/python scripts/junit_summary.py build/junit-hosts.xml || true; }
 [ $rc = 5 ] && rc=0   # "no tests collected" is not a failure of the suite
+[ $hosts_rc = 5 ] && hosts_rc=0
+[ $rc = 0 ] && rc=$hosts_rc
 exit $rc

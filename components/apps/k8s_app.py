@@ -80,12 +80,12 @@ def startup_probe(s: ServiceSpec) -> k8s.core.v1.ProbeArgs:
         period_seconds=1, timeout_seconds=s.liveness.timeout_s, failure_threshold=max(s.liveness.start_grace_s, 1))
 
 
-def container(s: ServiceSpec, image: pulumi.Input[str]) -> k8s.core.v1.ContainerArgs:
+def container(s: ServiceSpec, image: pulumi.Input[str], pull_policy: str = "IfNotPresent") -> k8s.core.v1.ContainerArgs:
     r = s.resources
     return k8s.core.v1.ContainerArgs(
         name=s.name,
         image=image,
-        image_pull_policy="IfNotPresent",
+        image_pull_policy=pull_policy,
         command=s.command,
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=s.port, protocol="TCP")],
         env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in s.env.items()] + [
@@ -106,6 +106,8 @@ class K8sAppArgs(TypedDict):
     """The app definition (spec.sample_services)."""
     image: pulumi.Input[str]
     """The sample app image as the nodes pull it."""
+    pull_policy: NotRequired[str]
+    """`IfNotPresent` (default: pulled from the stack's registry) or `Never` (loaded onto each node)."""
     app: AppConfig
     """Autoscaler bound and disruption budget (autoscaleMax, minAvailable)."""
     labels: Mapping[str, str]
@@ -157,7 +159,7 @@ class K8sApp(pulumi.ComponentResource):
                     template=k8s.core.v1.PodTemplateSpecArgs(
                         metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **selector(s)}),
                         spec=k8s.core.v1.PodSpecArgs(
-                            containers=[container(s, args["image"])],
+                            containers=[container(s, args["image"], args.get("pull_policy", "IfNotPresent"))],
                             termination_grace_period_seconds=s.stop_grace_s,
                             topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
                                 max_skew=1, topology_key="kubernetes.io/hostname",

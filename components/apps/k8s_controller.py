@@ -4,7 +4,7 @@ rollback of failed rollouts (rollback.py) are two of them.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, TypedDict
+from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -26,6 +26,8 @@ class K8sControllerArgs(TypedDict):
     keep_finished_s: int
     """How long a finished Job (and its log) is kept."""
     image: pulumi.Input[str]
+    pull_policy: NotRequired[str]
+    """`IfNotPresent` (default: pulled from the stack's registry) or `Never` (loaded onto each node)."""
     namespace: pulumi.Input[str]
     labels: Mapping[str, str]
 
@@ -80,7 +82,7 @@ class K8sController(pulumi.ComponentResource):
                                 service_account_name=self.account.metadata.name,
                                 restart_policy="Never",
                                 containers=[k8s.core.v1.ContainerArgs(
-                                    name=object_name, image=args["image"], image_pull_policy="IfNotPresent",
+                                    name=object_name, image=args["image"], image_pull_policy=args.get("pull_policy", "IfNotPresent"),
                                     command=list(args["command"]), env=env,
                                     resources=k8s.core.v1.ResourceRequirementsArgs(
                                         requests={"cpu": "10m", "memory": "16Mi"},

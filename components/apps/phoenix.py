@@ -102,15 +102,17 @@ class K8sPhoenix(K8sController):
     TYPE = "phoenix:apps:K8sPhoenix"
 
     def __init__(self, name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],
-                 namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None):
+                 namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
+                 pull_policy: str = "IfNotPresent"):
         super().__init__(name, {
             "object_name": NAME, "command": ["python3", "-m", MODULE, "k8s"], "env": controller_env(app),
             "rules": RBAC_RULES, "schedule": cron_schedule(app.phoenix_interval),
             "keep_finished_s": max(600, app.phoenix_interval * 2),
-            "image": image, "namespace": namespace, "labels": labels}, opts)
+            "image": image, "pull_policy": pull_policy, "namespace": namespace, "labels": labels}, opts)
 
 
 def k8s_phoenix(name: str, app: AppConfig, image: pulumi.Input[str], labels: Mapping[str, str],
-                namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None) -> Optional[K8sPhoenix]:
+                namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
+                pull_policy: str = "IfNotPresent") -> Optional[K8sPhoenix]:
     """The Kubernetes controller (CronJob + least-privilege RBAC) when phoenix mode is on, else nothing."""
-    return K8sPhoenix(name, app, image, labels, namespace, opts) if app.phoenix else None
+    return K8sPhoenix(name, app, image, labels, namespace, opts, pull_policy) if app.phoenix else None

@@ -8,7 +8,7 @@ ReplicaSets in the app's namespace.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, TypedDict
+from typing import Mapping, NotRequired, Optional, TypedDict
 
 import pulumi
 
@@ -29,6 +29,8 @@ RBAC_RULES = (
 class K8sRollbackArgs(TypedDict):
     image: pulumi.Input[str]
     """The sample app image (it carries the controller)."""
+    pull_policy: NotRequired[str]
+    """`IfNotPresent` (default) or `Never` (the image was loaded onto each node)."""
     namespace: pulumi.Input[str]
     """The app's namespace: the controller acts there only."""
     after_s: int
@@ -46,4 +48,5 @@ class K8sRollback(K8sController):
             "object_name": NAME, "command": ["python3", "-m", MODULE],
             "env": {"PHOENIX_ROLLBACK_AFTER": str(args["after_s"])}, "rules": RBAC_RULES,
             "schedule": SCHEDULE, "keep_finished_s": 600,
-            "image": args["image"], "namespace": args["namespace"], "labels": args["labels"]}, opts)
+            "image": args["image"], "pull_policy": args.get("pull_policy", "IfNotPresent"),
+            "namespace": args["namespace"], "labels": args["labels"]}, opts)

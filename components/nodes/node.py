@@ -37,13 +37,15 @@ class Connection(Protocol):
         """
 
 
-def _shell(to_argv, argv: pulumi.Input[Sequence[str]] | None, tolerate_failure: bool = False):
-    """The shell line for an argv that may still be an Output (e.g. it names a node ID)."""
+def _shell(to_argv, argv: pulumi.Input[Sequence[str]] | None):
+    """The shell line for an argv that may still be an Output (e.g. it names a node ID).
+
+    A failure is never swallowed, on delete either: a failed drain, demote or leave must fail the run.
+    Deletes that may find their machine gone check that first (DockerExec.command).
+    """
     if argv is None:
         return None
-    # `|| true` on delete: the machine may already be gone, and deleting must still succeed.
-    suffix = " || true" if tolerate_failure else ""
-    return pulumi.Output.from_input(argv).apply(lambda a: shlex.join(to_argv(a)) + suffix)
+    return pulumi.Output.from_input(argv).apply(lambda a: shlex.join(to_argv(a)))
 
 
 def _command_opts(opts: pulumi.ResourceOptions | None, secret_stdout: bool) -> pulumi.ResourceOptions:
@@ -65,11 +67,19 @@ class DockerExec:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["docker", "exec", "-i", self.container, *argv]
 
+    def gone_or(self, line: str) -> str:
+        """`line`, unless the container verifiably no longer exists (then nothing is left to undo).
+
+        An engine that does not answer is no proof: `docker ps` fails, and so does the line.
+        """
+        name = shlex.quote(f"^{self.container}$")
+        return f'found=$(docker ps -aq --filter name={name}) && {{ [ -z "$found" ] || {line}; }}'
+
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
         return local.Command(
             name,
             create=_shell(self.argv, argv),
-            delete=_shell(self.argv, delete, tolerate_failure=True),
+            delete=None if delete is None else _shell(self.argv, delete).apply(self.gone_or),
             stdin=stdin,
             triggers=triggers,
             # A secret stdout must not be streamed to the `pulumi up` log either.
@@ -136,7 +146,7 @@ class Ssh:
                 # Fail fast on an unreachable host: 3 dials of 10 s, not the default 10 of 15 s.
                 dial_error_limit=3, per_dial_timeout=10),
             create=_shell(list, argv),
-            delete=_shell(list, delete, tolerate_failure=True),
+            delete=_shell(list, delete),
             stdin=stdin,
             triggers=triggers,
             logging=remote.Logging.STDERR if secret_stdout else None,

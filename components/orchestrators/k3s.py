@@ -31,6 +31,7 @@ import pulumi
 import yaml
 from pulumi_command import local, remote
 
+from components.apps.app_image import ImageLoader
 from components.apps.spec import ServiceSpec
 from components.config import PROJECT, ClusterConfig, ConfigError, split_image
 from components.nodes.docker_nodes import NodeContext, NodeRuntime
@@ -59,6 +60,15 @@ VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
 def k3s_argv(*args: str) -> list[str]:
     """argv that runs one action of the k3s bootstrap script on a node."""
     return script_argv(SCRIPT, "k3s", *args)
+
+
+LOADER = ImageLoader(
+    load=lambda name: k3s_argv("import", name),
+    check=lambda ref: k3s_argv("has-image", ref),
+    remove=lambda ref: k3s_argv("remove-image", ref),
+)
+"""Without a registry (hosts): the archive into k3s's containerd (and its images directory, imported
+on every start); pods use it with imagePullPolicy Never (kubernetes.deploy), so no node pulls it."""
 
 
 def server_url(address: str) -> str:
@@ -307,6 +317,7 @@ class K3sOrchestrator(Orchestrator):
              Port("tcp", 10250, purpose="kubelet"), Port("tcp", 2379, 2380, between="servers", purpose="etcd"),
              Port("tcp", 6444, between="local", purpose="agent load balancer"))
     host_prerequisites = ()  # the install script brings everything
+    image_loader = LOADER
     config_keys = ("autoscaleMax", "minAvailable", "k3sVersion", "k3sAirgapDir")
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:

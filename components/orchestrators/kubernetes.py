@@ -67,10 +67,14 @@ def deploy(name: str, cfg: ClusterConfig, cluster: KubernetesCluster, services: 
     provider = k8s.Provider(f"{name}-kubernetes", kubeconfig=cluster.kubeconfig,
                             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(cluster.ready))))
     app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
-    app = K8sApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
-    K8sRollback(f"{name}-rollback", {"image": image, "namespace": app.namespace, "labels": cfg.labels,
-                                     "after_s": max(s.update.rollback_after_s for s in services)}, app_opts)
-    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts)  # nothing when off
+    # Container nodes pull from the stack's registry; hosts hold the image already (Orchestrator.image_loader).
+    pull_policy = "IfNotPresent" if cfg.substrate == "docker" else "Never"
+    app = K8sApp(f"{name}-app", {"services": services, "image": image, "pull_policy": pull_policy, "app": cfg.app,
+                                 "labels": cfg.labels}, app_opts)
+    K8sRollback(f"{name}-rollback", {"image": image, "pull_policy": pull_policy, "namespace": app.namespace,
+                                     "labels": cfg.labels, "after_s": max(s.update.rollback_after_s for s in services)},
+                app_opts)
+    k8s_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app.namespace, app_opts, pull_policy)  # nothing when off
     return Deployment(manager_address=cluster.server_address,
                       secrets={"kubeconfig": cluster.kubeconfig},
                       outputs={"kubernetesApi": cluster.api_url}, app=[app])

@@ -10,6 +10,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 import pulumi
 
+from components.apps.app_image import ImageLoader
 from components.apps.spec import ServiceSpec
 from components.config import ClusterConfig
 from components.nodes.docker_nodes import NodeRuntime
@@ -49,11 +50,14 @@ class Orchestrator(ABC):
     """Every port the nodes use: cloud firewalls open them, entry and registry ports must avoid them."""
     host_prerequisites: ClassVar[Sequence[str]]
     """What scripts/prepare.sh installs on SSH hosts and VMs before the bootstrap (`docker`), or ()."""
+    image_loader: ClassVar[ImageLoader]
+    """How the app image gets into a node's image store where there is no registry (hosts, VMs)."""
     config_keys: ClassVar[Sequence[str]] = ()
     """Stack keys (without the project prefix) that only this orchestrator reads: the config refuses
     them, set to anything but their default, under another orchestrator."""
 
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("name", "default_node_image", "ports", "host_prerequisites")
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("name", "default_node_image", "ports", "host_prerequisites",
+                                            "image_loader")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

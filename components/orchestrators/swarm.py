@@ -15,6 +15,7 @@ from typing import NotRequired, Optional, Sequence, TypedDict
 import pulumi
 import pulumi_docker as docker
 
+from components.apps.app_image import ImageLoader
 from components.apps.phoenix import swarm_phoenix
 from components.apps.spec import ServiceSpec
 from components.apps.swarm_app import SwarmApp
@@ -29,6 +30,14 @@ SCRIPT = (Path(__file__).parent / "scripts" / "swarm.sh").read_text()
 def swarm_argv(*args: str) -> list[str]:
     """argv that runs one action of the Swarm bootstrap script on a node."""
     return script_argv(SCRIPT, "swarm", *args)
+
+
+LOADER = ImageLoader(
+    load=lambda name: swarm_argv("load"),
+    check=lambda ref: swarm_argv("has-image", ref),
+    remove=lambda ref: swarm_argv("remove-image", ref),
+)
+"""Without a registry: `docker load` on each node; services name the image by its ID, never pulled."""
 
 
 def dockerd_command(shared_dir: str, registry: str, socket_gid: int) -> list[str]:
@@ -119,6 +128,7 @@ class SwarmOrchestrator(Orchestrator):
     ports = (Port("tcp", 2377, purpose="cluster management"), Port("tcp", 7946, purpose="gossip"),
              Port("udp", 7946, purpose="gossip"), Port("udp", 4789, purpose="overlay VXLAN"))
     host_prerequisites = ("docker",)
+    image_loader = LOADER
     config_keys = ("endpointMode",)
 
     def validate(self, cfg: ClusterConfig, bad: Complaint) -> ClusterConfig:

@@ -14,7 +14,5 @@ def live():
 
 
 @pytest.fixture(scope="session")
-def manager_host(live):
-    import testinfra
-    first = stack.nodes("manager", live.get("orchestrator", "swarm"))[0]
-    return testinfra.get_host(first.get("uri") or f"docker://{first['name']}")
+def manager_host(live, request):
+    return stack.node_host(request.config, stack.nodes("manager", live.get("orchestrator", "swarm"))[0])

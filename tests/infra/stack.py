@@ -4,7 +4,8 @@
   or saved from `pulumi stack output --json`;
 - else PHOENIX_STACK=NAME (default: local): `pulumi stack output --json --stack NAME`.
 Nodes become testinfra hosts: `docker://NAME` for container nodes, or the node's `uri` output
-(ssh://user@address:port) for hosts and VMs.
+(ssh://user@address:port) for hosts and VMs, reached with pytest's `--ssh-config` (known host keys,
+the key) when given.
 """
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def hosts(role: str | None = None, orchestrator: str = "swarm") -> list[str]:
     """testinfra host specs of the live cluster's nodes (['local://'] when there is none: tests skip)."""
     found = [n.get("uri") or f"docker://{n['name']}" for n in nodes(role, orchestrator)]
     return found or ["local://"]
+
+
+def node_host(config, node: dict):
+    """The testinfra host of one node; ssh:// nodes get the run's --ssh-config and --ssh-identity-file
+    (testinfra applies them to the hosts it parametrizes, not to get_host)."""
+    import testinfra
+    return testinfra.get_host(node.get("uri") or f"docker://{node['name']}", ssh_config=config.option.ssh_config,
+                              ssh_identity_file=config.option.ssh_identity_file)
 
 
 def skip_reason(orchestrator: str = "swarm") -> str:

@@ -60,11 +60,9 @@ def role(host) -> str:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(request):
     """The first server, where `k3s kubectl` has the admin kubeconfig."""
-    import testinfra
-    first = next(n for n in NODES if n["role"] == "manager")
-    return testinfra.get_host(first.get("uri") or f"docker://{first['name']}")
+    return stack.node_host(request.config, next(n for n in NODES if n["role"] == "manager"))
 
 
 def kubectl_json(server, *args: str) -> dict:

@@ -43,19 +43,26 @@ users:
 
 
 def _script_action(command: str) -> tuple[str, list[str]]:
-    """For `... sh -c SCRIPT PROGRAM ACTION ARGS`: (ACTION, ARGS); ("", []) for other commands."""
+    """For `... sh -c SCRIPT PROGRAM ACTION ARGS [; }]`: (ACTION, ARGS); ("", []) for other commands."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
     try:
-        argv = shlex.split(command.removesuffix(" || true"))
+        argv = list(lexer)
     except ValueError:
         return "", []
     if "-c" in argv:
         rest = argv[argv.index("-c") + 3:]
+        # The argv ends where the shell line goes on (`; }` of a guarded delete, `&&`, `|`).
+        ends = [i for i, token in enumerate(rest) if token in (";", "}", "&&", "||", "|")]
+        rest = rest[:ends[0]] if ends else rest
         if rest:
             return rest[0], rest[1:]
     return "", []
 
 
 APP_DIGEST = "sha256:" + "d" * 64
+APP_IMAGE_ID = "sha256:" + "e" * 64
+"""What `swarm.sh load` prints on a host: the loaded image's ID."""
 
 
 def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
@@ -64,8 +71,14 @@ def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
     pushed = re.search(r"docker push -q (\S+):", args.inputs.get("create", ""))
     if pushed:  # the app image build: RepoDigests as `docker image inspect` prints them
         return {"stdout": f"other/repo@sha256:{'0' * 64}\n{pushed.group(1)}@{APP_DIGEST}", "stderr": ""}
-    action, rest = _script_action(args.inputs.get("create", ""))
+    create = args.inputs.get("create", "")
+    if "docker save " in create and " | " in create:  # an image archive piped to a node: its last word
+        create = shlex.split(create.split(" | ", 1)[1])[-1]
+    action, rest = _script_action(create)
     stdout = {
+        "load": APP_IMAGE_ID,
+        "import": rest[0] if rest else "",
+        "has-image": rest[0] if rest else "",
         "init": "node-" + (rest[0] if rest else "x"),
         "join": "node-" + (rest[0] if rest else "x"),
         "tokens": json.dumps({"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN}),

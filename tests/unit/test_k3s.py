@@ -365,6 +365,33 @@ def test_deploy_exports_the_kubeconfig_only_as_a_secret_and_apps_use_its_provide
     assert sorted(graph.mocks.of("kubernetes:batch/v1:CronJob")) == ["phoenix-rollback-cronjob"]
 
 
+@pytest.mark.parametrize("substrate, policy", [("docker", "IfNotPresent"), ("ssh", "Never")])
+def test_pods_never_pull_the_app_image_on_hosts(graph, config, substrate, policy):
+    import json
+    from components.apps.spec import sample_services
+    hosts = json.dumps([{"name": "s0", "address": "203.0.113.10", "role": "manager"}])
+    raw = {"hosts": hosts, "sshPrivateKey": "(secret)"} if substrate == "ssh" else {}
+    cfg = config(orchestrator="k3s", substrate=substrate, phoenix=True, **raw)
+
+    @pulumi.runtime.test
+    def deploy():
+        nodes = host_nodes(servers=1, agents=0) if substrate == "ssh" else container_nodes(config)[1].nodes
+        deployed = k3s.ORCHESTRATOR.deploy("phoenix", cfg, nodes, sample_services(cfg.app), "phoenix/sample-app:1",
+                              pulumi.ResourceOptions())
+        return deployed.secrets["kubeconfig"]
+
+    deploy()
+    deployments = graph.mocks.of("kubernetes:apps/v1:Deployment")
+    assert deployments
+    for inputs in deployments.values():
+        assert {c["imagePullPolicy"] for c in inputs["spec"]["template"]["spec"]["containers"]} == {policy}
+    cronjobs = graph.mocks.of("kubernetes:batch/v1:CronJob")  # the controllers: rollback, phoenix
+    assert len(cronjobs) == 2
+    for cronjob in cronjobs.values():
+        containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert {c["imagePullPolicy"] for c in containers} == {policy}
+
+
 # --- the whole program ----------------------------------------------------------------------------
 
 @pulumi.runtime.test

@@ -10,7 +10,8 @@ import pytest
 from components.orchestrators.k3s import k3s_argv
 
 FAKE_K3S = r"""#!/bin/sh
-# Fake k3s: appends its argv to $LOG; answers from files in $STATE.
+# Fake k3s: appends its argv to $LOG; answers from files in $STATE: node-NAME (a node), etcd-NAME (an
+# etcd member, Ready unless notready-NAME), containerd-up, ctr-image (what `images ls` lists).
 echo "k3s $*" >> "$LOG"
 case "$1" in
   --version) echo "k3s version ${FAKE_VERSION:-v1.31.4+k3s1} (0123abcd)"; echo "go version go1.22" ;;
@@ -25,6 +26,12 @@ case "$1" in
       get)
         case "$2" in
           --raw=/readyz) [ -f "$STATE/api-up" ] && echo ok || exit 1 ;;
+          nodes)  # -l node-role.kubernetes.io/etcd=true --no-headers
+            for f in "$STATE"/etcd-*; do
+              [ -f "$f" ] || continue
+              name=${f##*/etcd-}
+              if [ -f "$STATE/notready-$name" ]; then echo "$name NotReady"; else echo "$name Ready"; fi
+            done ;;
           node)
             [ -f "$STATE/node-$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
             case "$5" in
@@ -37,6 +44,14 @@ case "$1" in
       # k3s's etcd controller: removes the member and confirms, unless it cannot.
       annotate) [ -f "$STATE/etcd-stuck" ] || touch "$STATE/removed-$3" ;;
       delete) rm -f "$STATE/node-$3" ;;
+    esac ;;
+  ctr)
+    shift 3  # ctr -n k8s.io
+    case "$1 $2" in
+      "version ") [ -f "$STATE/containerd-up" ] || exit 1 ;;
+      "images import") cp "$3" "$STATE/imported" ;;
+      "images ls") cat "$STATE/ctr-image" 2>/dev/null ;;
+      "images rm") rm -f "$STATE/ctr-image" ;;
     esac ;;
 esac
 exit 0
@@ -177,16 +192,21 @@ def test_remove_drains_then_deletes_and_is_idempotent(run, env):
     done, calls = run("remove", "w2")
     assert done.returncode == 0, done.stderr
     kubectl = kubectl_calls(calls)
-    assert kubectl[1].startswith("drain w2 --ignore-daemonsets") and kubectl[-1].startswith("delete node w2")
+    drain = next(i for i, c in enumerate(kubectl) if c.startswith("drain w2 --ignore-daemonsets"))
+    assert 0 < drain < len(kubectl) - 1 and kubectl[-1].startswith("delete node w2")
     assert not any(c.startswith("annotate") for c in kubectl), "an agent has no etcd member"
     done, calls = run("remove", "w2")
     assert done.returncode == 0 and not any(" drain w2" in c for c in calls)
     assert "not in the cluster" in done.stderr
 
 
-def test_remove_takes_a_servers_etcd_member_out_before_deleting_the_node(run, env):
-    for f in ("node-s2", "etcd-s2"):
+def three_servers(env, *extra: str) -> None:
+    for f in ("node-s0", "node-s1", "node-s2", "etcd-s0", "etcd-s1", "etcd-s2", *extra):
         Path(env["STATE"], f).touch()
+
+
+def test_remove_takes_a_servers_etcd_member_out_before_deleting_the_node(run, env):
+    three_servers(env)
     done, calls = run("remove", "s2")
     assert done.returncode == 0, done.stderr
     kubectl = kubectl_calls(calls)
@@ -197,8 +217,7 @@ def test_remove_takes_a_servers_etcd_member_out_before_deleting_the_node(run, en
 
 
 def test_remove_fails_loudly_when_the_etcd_member_does_not_leave(run, env):
-    for f in ("node-s2", "etcd-s2", "etcd-stuck"):
-        Path(env["STATE"], f).touch()
+    three_servers(env, "etcd-stuck")
     done, calls = run("remove", "s2", "1")
     assert done.returncode != 0 and "removal of the etcd member of s2" in done.stderr
     assert not any(c.startswith("delete node") for c in kubectl_calls(calls)), "the node must stay"
@@ -210,11 +229,83 @@ def test_remove_fails_loudly_when_the_etcd_member_does_not_leave(run, env):
     ("drain-stuck", "could not drain node s2"),
 ])
 def test_remove_never_takes_a_failure_for_already_gone(run, env, state, reason):
-    for f in ("node-s2", "etcd-s2", state):
-        Path(env["STATE"], f).touch()
+    three_servers(env, state)
     done, calls = run("remove", "s2")
     assert done.returncode != 0 and reason in done.stderr, done.stderr
     assert not any(c.startswith(("delete", "annotate")) for c in kubectl_calls(calls))
+
+
+def test_removing_a_server_refuses_to_break_the_etcd_quorum(run, env):
+    three_servers(env, "notready-s2")
+    # s2 is not Ready: without s1, one of the two servers left would be Ready, not a majority.
+    done, calls = run("remove", "s1")
+    assert done.returncode != 0
+    assert "removing server s1 would leave 1 Ready of 2 servers, below a quorum of 2" in done.stderr
+    assert not any(c.startswith(("drain", "annotate", "delete")) for c in kubectl_calls(calls))
+    Path(env["STATE"], "notready-s2").unlink()
+    done, _ = run("remove", "s1")
+    assert done.returncode == 0, done.stderr
+
+
+def test_uninstall_runs_the_left_script_and_fails_with_it(run, env):
+    bin_dir = root_file(env, "/usr/local/bin")
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "k3s-agent-uninstall.sh"
+    script.write_text("#!/bin/sh\necho uninstalled >> \"$LOG\"\nexit ${FAIL:-0}\n")
+    script.chmod(0o755)
+    done, calls = run("uninstall")
+    assert done.returncode == 0 and "uninstalled" in calls
+    done, _ = run("uninstall", extra={"FAIL": "1"})
+    assert done.returncode != 0 and "k3s-agent-uninstall.sh failed" in done.stderr
+    script.unlink()
+    done, _ = run("uninstall")
+    assert done.returncode == 0 and "not installed" in done.stderr
+
+
+def test_import_keeps_the_archive_where_k3s_imports_from_before_k3s_runs(run, env):
+    done, calls = run("import", "phoenix/sample-app:abc", stdin="ARCHIVE")
+    assert done.returncode == 0, done.stderr
+    kept = root_file(env, "/var/lib/rancher/k3s/agent/images/phoenix-phoenix_sample-app_abc.tar")
+    assert kept.read_text() == "ARCHIVE" and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert not any("images import" in c for c in calls) and done.stdout.strip() == "phoenix/sample-app:abc"
+
+
+def test_import_into_a_running_k3s_imports_at_once(run, env):
+    Path(env["STATE"], "containerd-up").touch()
+    done, calls = run("import", "phoenix/sample-app:abc", stdin="ARCHIVE")
+    assert done.returncode == 0, done.stderr
+    assert any(c.startswith("k3s ctr -n k8s.io images import ") for c in calls)
+    assert Path(env["STATE"], "imported").read_text() == "ARCHIVE"
+
+
+def test_import_refuses_an_empty_archive(run):
+    done, _ = run("import", "phoenix/sample-app:abc", stdin="")
+    assert done.returncode != 0 and "empty archive" in done.stderr
+
+
+def test_has_image_checks_the_archive_and_containerd(run, env):
+    done, _ = run("has-image", "phoenix/sample-app:abc")
+    assert done.returncode != 0 and "is not on" in done.stderr
+    run("import", "phoenix/sample-app:abc", stdin="ARCHIVE")
+    Path(env["STATE"], "containerd-up").touch()
+    done, calls = run("has-image", "phoenix/sample-app:abc")
+    assert done.returncode != 0 and "not in k3s's containerd" in done.stderr
+    assert any("images ls -q name==docker.io/phoenix/sample-app:abc" in c for c in calls)
+    Path(env["STATE"], "ctr-image").write_text("docker.io/phoenix/sample-app:abc\n")
+    done, _ = run("has-image", "phoenix/sample-app:abc")
+    assert done.returncode == 0 and done.stdout.strip() == "phoenix/sample-app:abc"
+
+
+def test_remove_image_removes_archive_and_image(run, env):
+    run("import", "phoenix/sample-app:abc", stdin="ARCHIVE")
+    Path(env["STATE"], "containerd-up").touch()
+    Path(env["STATE"], "ctr-image").write_text("docker.io/phoenix/sample-app:abc\n")
+    done, calls = run("remove-image", "phoenix/sample-app:abc")
+    assert done.returncode == 0, done.stderr
+    assert not root_file(env, "/var/lib/rancher/k3s/agent/images/phoenix-phoenix_sample-app_abc.tar").exists()
+    assert "k3s ctr -n k8s.io images rm docker.io/phoenix/sample-app:abc" in calls
+    done, calls = run("remove-image", "phoenix/sample-app:abc")
+    assert done.returncode == 0 and not any("images rm" in c for c in calls)
 
 
 def test_unknown_action_is_refused(run):

@@ -18,6 +18,7 @@ from tests.unit.test_program import exports, run_program  # noqa: F401 (`exports
 
 FAKE = textwrap.dedent('''
     """A fake orchestrator: the one file a new orchestrator needs."""
+    from components.apps.app_image import ImageLoader
     from components.nodes.docker_nodes import NodeRuntime
     from components.nodes.node import Port
     from components.orchestrators.orchestrator import Deployment, Orchestrator
@@ -29,6 +30,8 @@ FAKE = textwrap.dedent('''
         ports = (Port("tcp", 7001, purpose="control"), Port("tcp", 7002, between="servers", purpose="state"),
                  Port("tcp", 7003, admins=True, purpose="api"), Port("tcp", 7004, between="local"))
         host_prerequisites = ("docker",)
+        image_loader = ImageLoader(load=lambda name: ["load"], check=lambda ref: ["check", ref],
+                                   remove=lambda ref: ["remove", ref])
 
         def validate(self, cfg, bad):
             if cfg.nodes.workers > 3:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from tests.unit.conftest import MANAGER_TOKEN, WORKER_TOKEN
+from tests.unit.conftest import APP_IMAGE_ID, MANAGER_TOKEN, WORKER_TOKEN
 
 PROGRAM = Path(__file__).resolve().parents[2] / "__main__.py"
 
@@ -97,3 +97,20 @@ def test_up_ends_with_the_check_that_the_entry_answers(mocks, exports):
         command = mocks.of("command:local:Command")["phoenix-ready-check"]
         assert command["create"].endswith(" - http://127.0.0.1:8080/ 7 180")
     return cluster.app_ready.message.apply(check)
+
+
+def test_swarm_services_on_hosts_name_the_image_each_host_loaded(mocks, exports):
+    # Runs to completion first: the services are registered once the loads on every host printed the ID.
+    hosts = [{"name": "m0", "address": "192.0.2.10", "role": "manager"},
+             {"name": "w1", "address": "192.0.2.11", "role": "worker"}]
+
+    @pulumi.runtime.test
+    def program():
+        run_program(substrate="ssh", hosts=hosts, sshPrivateKey="KEY", endpointMode="dnsrr")
+        return pulumi.Output.from_input(exports["appUrl"])
+
+    program()
+    services = mocks.of("docker:index/service:Service")
+    assert services and {s["taskSpec"]["containerSpec"]["image"] for s in services.values()} == {APP_IMAGE_ID}
+    loads = [k for k in mocks.of("command:local:Command") if "-load-" in k]
+    assert sorted(loads) == ["phoenix-image-load-m0", "phoenix-image-load-w1"]

@@ -8,8 +8,10 @@ import pytest
 from components.orchestrators.swarm import swarm_argv
 
 FAKE_DOCKER = r"""#!/bin/sh
-# Fake docker: appends its argv to $LOG; answers from files in $STATE.
+# Fake docker: appends its argv to $LOG; answers from files in $STATE; `fail-WHAT` files make the
+# matching call fail (e.g. fail-demote).
 echo "$*" >> "$LOG"
+has() { [ -f "$STATE/$1" ]; }
 case "$1 $2" in
   "info ") exit 0 ;;
   "info --format")
@@ -18,9 +20,38 @@ case "$1 $2" in
       *NodeID*) echo node-abc ;;
     esac ;;
   "swarm init"|"swarm join") echo active > "$STATE/state" ;;
+  "swarm leave") has fail-leave && exit 1; echo inactive > "$STATE/state" ;;
   "swarm join-token") echo "TOKEN-$4" ;;
-  "node inspect") [ -f "$STATE/node" ] || exit 1; [ "$3" = -f ] && cat "$STATE/node" ; exit 0 ;;
-  "node ps") : ;;
+  "node ls")
+    has fail-ls && { echo "This node is not a swarm manager." >&2; exit 1; }
+    case "$*" in
+      *ManagerStatus*) cat "$STATE/manager-status" 2>/dev/null ;;
+      *role=manager*) sed -n '/ manager$/s/ .*//p' "$STATE/nodes" 2>/dev/null ;;
+      *) sed 's/ .*//' "$STATE/nodes" 2>/dev/null ;;
+    esac ;;
+  "node inspect")
+    has node || exit 1
+    case "$4" in
+      *Hostname*) echo host-1 ;;
+      *Role*) cat "$STATE/node" ;;
+      *Reachability*) cat "$STATE/reachability" 2>/dev/null || echo reachable ;;
+      *Status.State*) cat "$STATE/node-state" 2>/dev/null || echo ready ;;
+    esac ;;
+  "node demote") has fail-demote && exit 1 ;;
+  "node update") case "$*" in *drain*) has fail-drain && exit 1 ;; esac ;;
+  "node ps") cat "$STATE/tasks" 2>/dev/null ;;
+  "node rm") has fail-rm && exit 1 ;;
+  "image inspect"|"image rm")
+    eval "ref=\${$#}"; image="$STATE/image-$(echo "$ref" | tr -c 'a-z0-9\n' _)"
+    [ -f "$image" ] || exit 1
+    [ "$2" = rm ] && { has fail-rmi && exit 1; rm "$image"; }
+    echo sha256:abc ;;
+  "load -q") cat >/dev/null; touch "$STATE/image-app_1"; echo "Loaded image: app:1" ;;
+  "ps -q") cat "$STATE/running" 2>/dev/null ;;
+  "network inspect")
+    has gwbridge || exit 1
+    case "$*" in *len*) cat "$STATE/gwbridge" ;; esac ;;
+  "network rm") rm -f "$STATE/gwbridge" ;;
 esac
 exit 0
 """
@@ -35,11 +66,13 @@ def run(tmp_path: Path):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(tmp_path / "log"),
            "STATE": str(tmp_path)}
 
-    def go(*args, stdin="", state=None, node_role=None):
+    def go(*args, stdin="", state=None, node_role=None, files=None):
         if state:
             (tmp_path / "state").write_text(state + "\n")
         if node_role:
             (tmp_path / "node").write_text(node_role + "\n")
+        for name, content in (files or {}).items():
+            (tmp_path / name).write_text(content)
         (tmp_path / "log").write_text("")
         done = subprocess.run(swarm_argv(*args), input=stdin, env=env, capture_output=True, text=True, timeout=20)
         calls = (tmp_path / "log").read_text().splitlines()
@@ -85,22 +118,73 @@ def test_label_adds_every_label(run):
     assert calls == ["node update --label-add phoenix.node=w1 --label-add phoenix.role=worker node-1"]
 
 
+# A swarm of the first manager m0, managers m1 and m2, and worker node-1 (id, role).
+NODES = "m0 manager\nm1 manager\nm2 manager\nnode-1 worker\n"
+THREE_UP = {"nodes": NODES, "manager-status": "Leader\nReachable\nReachable\n"}
+
+
 def test_remove_drains_before_removing(run):
-    done, calls = run("remove", "node-1", node_role="worker")
+    done, calls = run("remove", "node-1", node_role="worker", files={"nodes": NODES})
     assert done.returncode == 0, done.stderr
-    assert calls[1] == "node update --availability drain node-1"
-    assert calls[-1] == "node rm --force node-1"
+    assert calls.index("node update --availability drain node-1") < calls.index("node rm --force node-1")
     assert "node demote node-1" not in calls
 
 
-def test_remove_demotes_a_manager_first(run):
-    _, calls = run("remove", "node-1", node_role="manager")
-    assert calls.index("node demote node-1") < calls.index("node rm --force node-1")
+def test_remove_demotes_a_manager_before_draining_it(run):
+    done, calls = run("remove", "m1", node_role="manager", files=THREE_UP)
+    assert done.returncode == 0, done.stderr
+    assert calls.index("node demote m1") < calls.index("node update --availability drain m1") < \
+        calls.index("node rm --force m1")
 
 
-def test_remove_of_an_unknown_node_is_a_no_op(run):
-    done, calls = run("remove", "node-1")
-    assert done.returncode == 0 and calls == ["node inspect node-1"]
+def test_remove_refuses_to_take_the_managers_below_quorum(run):
+    # m2 is unreachable: without m1, one of two managers would be left reachable, not a majority.
+    done, calls = run("remove", "m1", node_role="manager",
+                      files={**THREE_UP, "manager-status": "Leader\nReachable\nUnreachable\n"})
+    assert done.returncode != 0
+    assert "removing manager host-1 would leave 1 reachable of 2 managers, below a quorum of 2" in done.stderr
+    assert not any(c.startswith(("node demote", "node update", "node rm")) for c in calls)
+
+
+def test_removing_an_unreachable_manager_keeps_the_quorum_of_the_rest(run):
+    done, calls = run("remove", "m2", node_role="manager",
+                      files={**THREE_UP, "manager-status": "Leader\nReachable\nUnreachable\n",
+                             "reachability": "unreachable\n", "node-state": "down\n"})
+    assert done.returncode == 0, done.stderr
+    assert "node demote m2" in calls and "node rm --force m2" in calls
+    assert not any(c.startswith("node ps") for c in calls), "waited for tasks of a node that is down"
+
+
+@pytest.mark.parametrize("step", ["demote", "drain", "rm"])
+def test_a_failed_demote_drain_or_rm_fails_the_removal(run, step):
+    done, _ = run("remove", "m1", node_role="manager", files={**THREE_UP, f"fail-{step}": ""})
+    assert done.returncode != 0 and "host-1" in done.stderr
+
+
+def test_remove_of_a_node_no_longer_in_the_swarm_is_a_no_op(run):
+    done, calls = run("remove", "node-9", files={"nodes": NODES})
+    assert done.returncode == 0 and calls == ["node ls -q"]
+
+
+def test_remove_on_a_node_that_is_no_manager_fails_instead_of_passing(run):
+    done, _ = run("remove", "node-1", files={"fail-ls": ""})
+    assert done.returncode != 0 and "not a swarm manager" in done.stderr
+
+
+def test_leave_leaves_and_removes_the_swarm_bridge(run):
+    done, calls = run("leave", state="active", files={"gwbridge": "0\n"})
+    assert done.returncode == 0, done.stderr
+    assert calls[0] == "swarm leave --force" and calls[-1] == "network rm docker_gwbridge"
+
+
+def test_leave_when_already_out_of_the_swarm_does_not_call_leave(run):
+    done, calls = run("leave", state="inactive")
+    assert done.returncode == 0 and not any(c.startswith("swarm leave") for c in calls)
+
+
+def test_a_failed_leave_fails(run):
+    done, _ = run("leave", state="active", files={"fail-leave": ""})
+    assert done.returncode != 0 and "could not leave the swarm" in done.stderr
 
 
 def test_unknown_action_fails(run):
@@ -108,7 +192,37 @@ def test_unknown_action_fails(run):
     assert done.returncode != 0 and "unknown action" in done.stderr
 
 
-def test_pull_fetches_the_image_and_prints_it(run):
+def test_pull_fetches_a_missing_image_and_prints_it(run):
     done, calls = run("pull", "reg:5000/app:1")
-    assert done.returncode == 0 and calls == ["pull -q reg:5000/app:1"]
+    assert done.returncode == 0 and calls == ["image inspect reg:5000/app:1", "pull -q reg:5000/app:1"]
     assert done.stdout.strip() == "reg:5000/app:1"
+
+
+def test_pull_of_an_image_already_on_the_node_asks_no_registry(run):
+    # An image loaded over SSH exists only in the node's store: `docker pull` would ask Docker Hub.
+    done, calls = run("pull", "sha256:abc", files={"image-sha256_abc": ""})
+    assert done.returncode == 0, done.stderr
+    assert not any(c.startswith("pull") for c in calls)
+
+
+def test_load_reads_the_archive_and_prints_the_image_id(run):
+    done, calls = run("load", stdin="ARCHIVE")
+    assert done.returncode == 0, done.stderr
+    assert calls[0] == "load -q" and done.stdout.strip() == "sha256:abc"
+
+
+def test_has_image_fails_naming_the_image_when_it_is_missing(run):
+    done, _ = run("has-image", "sha256:abc")
+    assert done.returncode != 0 and "image sha256:abc is not on" in done.stderr
+    done, _ = run("has-image", "sha256:abc", files={"image-sha256_abc": ""})
+    assert done.returncode == 0 and done.stdout.strip() == "sha256:abc"
+
+
+def test_remove_image_waits_for_no_running_container_then_removes_it(run):
+    done, calls = run("remove-image", "sha256:abc", files={"image-sha256_abc": ""})
+    assert done.returncode == 0, done.stderr
+    assert calls[-1] == "image rm -f sha256:abc"
+    done, calls = run("remove-image", "sha256:abc")
+    assert done.returncode == 0 and not any(c.startswith("image rm") for c in calls)
+    done, _ = run("remove-image", "sha256:abc", files={"image-sha256_abc": "", "fail-rmi": ""})
+    assert done.returncode != 0 and "could not remove image sha256:abc" in done.stderr

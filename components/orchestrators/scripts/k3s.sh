@@ -23,6 +23,19 @@ if [ "$(id -u 2>/dev/null || echo 0)" != 0 ]; then
 fi
 
 kc() { $SUDO k3s kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+ctr() { $SUDO k3s ctr -n k8s.io "$@"; }
+# k3s's containerd answers (k3s installed and running); its images are those the kubelet sees.
+containerd_up() { command -v k3s >/dev/null 2>&1 && ctr version >/dev/null 2>&1; }
+
+# The name containerd gives an image reference (Docker's short names are on docker.io).
+full_name() {
+  case "$1" in
+    */*) case "${1%%/*}" in *.*|*:*|localhost) echo "$1" ;; *) echo "docker.io/$1" ;; esac ;;
+    *) echo "docker.io/library/$1" ;;
+  esac
+}
+# Where an image's archive is kept: k3s imports this directory's archives on every start.
+archive_file() { echo "$IMAGES_DIR/phoenix-$(echo "$1" | tr '/:@' '___').tar"; }
 
 # wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds or time runs out.
 wait_for() {
@@ -135,10 +148,18 @@ case "$action" in
         *) die "cannot ask the Kubernetes API on $(hostname) about node $1, so it stays: $found" ;;
       esac
     fi
-    kc drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2 || \
-      die "could not drain node $1 in 120 s (a PodDisruptionBudget or a stuck pod?): it stays in the cluster"
     etcd=$(kc get node "$1" -o 'jsonpath={.metadata.labels.node-role\.kubernetes\.io/etcd}') || \
       die "cannot tell whether node $1 holds an etcd member: it stays in the cluster"
+    if [ "$etcd" = true ]; then
+      # The other members must keep a Ready majority, or etcd loses its quorum for good.
+      members=$(kc get nodes -l node-role.kubernetes.io/etcd=true --no-headers) || \
+        die "cannot list the etcd members: node $1 stays in the cluster"
+      left=$(($(printf '%s\n' "$members" | grep -c .) - 1))
+      ready=$(printf '%s\n' "$members" | awk -v node="$1" '$1 != node && $2 == "Ready"' | wc -l)
+      [ "$left" -ge 1 ] && [ "$ready" -gt $((left / 2)) ] || die "removing server $1 would leave $ready Ready of $left servers, below a quorum of $((left / 2 + 1)): bring the other servers back (kubectl get nodes) before removing it"
+    fi
+    kc drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s >&2 || \
+      die "could not drain node $1 in 120 s (a PodDisruptionBudget or a stuck pod?): it stays in the cluster"
     if [ "$etcd" = true ]; then
       # A server with an embedded etcd member: k3s removes the member when asked by this annotation
       # and confirms with removed-node-name; only then does the node go.
@@ -148,8 +169,38 @@ case "$action" in
     fi
     kc delete node "$1" --wait=false >/dev/null || die "could not delete node $1" ;;
   uninstall) # on a host: the uninstall script the install script left (server or agent)
+    found=
     for script in "$BIN_DIR/k3s-uninstall.sh" "$BIN_DIR/k3s-agent-uninstall.sh"; do
-      [ -x "$script" ] && $SUDO "$script" >/dev/null 2>&1 || true
-    done ;;
-  *) die "unknown action '$action' (put, install, wait-server, kubeconfig, wait-node, remove, uninstall)" ;;
+      [ -x "$script" ] || continue
+      found=1
+      $SUDO "$script" >/dev/null 2>&1 || die "$script failed on $(hostname)"
+    done
+    # No script left: k3s is not installed here (never was, or uninstalled already).
+    [ -n "$found" ] || log "k3s is not installed on $(hostname): nothing to uninstall" ;;
+  import) # import IMAGE, its archive (docker save) on stdin -> prints IMAGE
+    # Kept where k3s imports from on every start (so the image survives restarts and outlasts a
+    # node that installs later), and imported now when k3s runs already. No registry is asked.
+    file=$(archive_file "$1")
+    tmp=$(mktemp)
+    cat >"$tmp"
+    [ -s "$tmp" ] || { rm -f "$tmp"; die "import of $1 got an empty archive on stdin"; }
+    $SUDO mkdir -p "$IMAGES_DIR"
+    replace_file "$tmp" "$file" 0600
+    rm -f "$tmp"
+    if containerd_up; then
+      ctr images import "$file" >/dev/null || die "k3s ctr could not import $1 on $(hostname)"
+    fi
+    echo "$1" ;;
+  has-image) # has-image IMAGE -> prints IMAGE when this node holds it
+    $SUDO test -s "$(archive_file "$1")" || die "image $1 is not on $(hostname): load it again (pulumi up)"
+    if containerd_up; then
+      [ -n "$(ctr images ls -q "name==$(full_name "$1")")" ] || die "image $1 is not in k3s's containerd on $(hostname)"
+    fi
+    echo "$1" ;;
+  remove-image) # remove-image IMAGE: its archive, and the image from containerd when k3s runs
+    $SUDO rm -f "$(archive_file "$1")"
+    if containerd_up && [ -n "$(ctr images ls -q "name==$(full_name "$1")")" ]; then
+      ctr images rm "$(full_name "$1")" >/dev/null || die "k3s ctr could not remove $1 on $(hostname)"
+    fi ;;
+  *) die "unknown action '$action' (put, install, wait-server, kubeconfig, wait-node, remove, uninstall, import, has-image, remove-image)" ;;
 esac

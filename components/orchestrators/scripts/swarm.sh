@@ -51,23 +51,66 @@ case "$action" in
       sleep 0.2
     done
     echo "$id" ;;
-  remove) # remove NODE_ID (on a manager): drain, wait for its tasks to move, then forget it
-    docker node inspect "$1" >/dev/null 2>&1 || exit 0
-    docker node update --availability drain "$1" >/dev/null
-    i=0
-    # Desired states flip to shutdown at once; wait until no task of the node is still running.
-    while docker node ps --format '{{.CurrentState}}' "$1" | grep -q '^Running' && [ "$i" -lt 150 ]; do
-      i=$((i + 1)); sleep 0.2
-    done
+  remove) # remove NODE_ID (on a manager): demote a manager, drain, wait for its tasks to stop, forget it
+    wait_docker
+    ids=$(docker node ls -q) || die "$(hostname) is not a swarm manager: cannot remove node $1"
+    # Verifiably gone already (a second destroy, a node removed by hand): nothing to do.
+    printf '%s\n' "$ids" | grep -qx "$1" || exit 0
+    name=$(docker node inspect -f '{{.Description.Hostname}}' "$1")
     if [ "$(docker node inspect -f '{{.Spec.Role}}' "$1")" = manager ]; then
-      docker node demote "$1" >/dev/null
+      # The rest must keep a majority of reachable managers, or Raft loses its quorum for good.
+      total=$(docker node ls --filter role=manager -q | wc -l)
+      up=$(docker node ls --filter role=manager --format '{{.ManagerStatus}}' | grep -cE '^(Leader|Reachable)$' || true)
+      [ "$(docker node inspect -f '{{.ManagerStatus.Reachability}}' "$1")" = reachable ] && up=$((up - 1))
+      left=$((total - 1))
+      [ "$left" -ge 1 ] && [ "$up" -gt $((left / 2)) ] || die "removing manager $name would leave $up reachable of $left managers, below a quorum of $((left / 2 + 1)): bring the unreachable managers back (docker node ls) before removing it"
+      docker node demote "$1" >/dev/null || die "could not demote manager $name"
     fi
-    docker node rm --force "$1" >/dev/null ;;
+    docker node update --availability drain "$1" >/dev/null || die "could not drain node $name"
+    # A node that is down runs nothing the swarm can wait for (its tasks are rescheduled already).
+    if [ "$(docker node inspect -f '{{.Status.State}}' "$1")" != down ]; then
+      i=0
+      # Desired states flip to shutdown at once; wait until no task of the node is still running.
+      while docker node ps --format '{{.Name}} {{.CurrentState}}' "$1" | grep -q ' Running'; do
+        i=$((i + 1))
+        [ "$i" -le 600 ] || die "node $name still runs tasks after 120 s of draining: $(docker node ps --format '{{.Name}}={{.CurrentState}}' "$1" | grep '=Running' | tr '\n' ' ')"
+        sleep 0.2
+      done
+    fi
+    docker node rm --force "$1" >/dev/null || die "could not remove node $name from the swarm" ;;
   pull) # pull IMAGE (on any node), while the swarm forms -> prints IMAGE
     wait_docker
-    docker pull -q "$1" >/dev/null
+    # An image already here (loaded over SSH, or pulled before) is never asked of a registry.
+    docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null
     echo "$1" ;;
+  load) # load, an image archive (docker save) on stdin -> prints the image's ID
+    wait_docker
+    loaded=$(docker load -q) || die "docker load failed on $(hostname)"
+    ref=${loaded#Loaded image: }; ref=${ref#Loaded image ID: }
+    docker image inspect -f '{{.Id}}' "$ref" ;;
+  has-image) # has-image IMAGE -> prints IMAGE when this node holds it
+    wait_docker
+    docker image inspect "$1" >/dev/null 2>&1 || die "image $1 is not on $(hostname): load it again (pulumi up)"
+    echo "$1" ;;
+  remove-image) # remove-image IMAGE: once no running container uses it (removed services' tasks stop)
+    wait_docker
+    docker image inspect "$1" >/dev/null 2>&1 || exit 0
+    i=0
+    while [ -n "$(docker ps -q --filter "ancestor=$1")" ]; do
+      i=$((i + 1)); [ "$i" -le 600 ] || die "image $1 is still used by running containers on $(hostname) after 120 s"
+      sleep 0.2
+    done
+    # Stopped containers (Swarm keeps a task history) may still name it: they do not hold it back.
+    docker image rm -f "$1" >/dev/null || die "could not remove image $1 from $(hostname)" ;;
   leave) # on the node itself
-    docker swarm leave --force >/dev/null 2>&1 || true ;;
-  *) die "unknown action '$action' (init, tokens, join, label, remove, pull, leave)" ;;
+    wait_docker
+    if [ "$(state)" != inactive ]; then
+      docker swarm leave --force >/dev/null || die "$(hostname) could not leave the swarm"
+    fi
+    # The bridge Swarm made for its containers goes with it, once nothing is attached.
+    if docker network inspect docker_gwbridge >/dev/null 2>&1 && \
+       [ "$(docker network inspect -f '{{len .Containers}}' docker_gwbridge)" = 0 ]; then
+      docker network rm docker_gwbridge >/dev/null || die "could not remove docker_gwbridge on $(hostname)"
+    fi ;;
+  *) die "unknown action '$action' (init, tokens, join, label, remove, pull, load, has-image, remove-image, leave)" ;;
 esac

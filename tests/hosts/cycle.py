@@ -1,0 +1,130 @@
+"""What the hosts cycles share: the bed and stack fixtures' bodies, phase timings, checks over SSH.
+
+Skips, saying what is missing, without the bed image, a Docker engine, the offline app base image or
+the Pulumi toolchain.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+
+from tests.hosts import bed as beds
+from tests.hosts.stack import ROOT, HostsStack, missing_toolchain
+
+BASE_IMAGE = "local/python-base:bookworm"
+TIMINGS: dict[str, dict[str, float]] = {}
+"""stack -> phase -> seconds, for the summary (conftest.py)."""
+
+
+def missing() -> str:
+    why = beds.missing_requirement() or missing_toolchain()
+    if not why and subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode:
+        why = f"the app's offline base image {BASE_IMAGE} is missing: images/build.sh base"
+    return why
+
+
+@contextmanager
+def timed(stack: str, phase: str):
+    """Record how long `phase` of `stack` took (only when it completes)."""
+    t0 = time.monotonic()
+    yield
+    TIMINGS.setdefault(stack, {})[phase] = round(time.monotonic() - t0, 1)
+
+
+def make_bed(stack: str, subnet: str, names: list[str]):
+    """Body of a module fixture: the bed's hosts, removed at the end whatever happened."""
+    why = missing()
+    if why:
+        pytest.skip(why)
+    bed = beds.Bed(stack, subnet, ROOT / "build" / "bed" / stack)
+    try:
+        with timed(stack, "bed ready"):
+            bed.create(names)
+        yield bed
+    finally:
+        bed.destroy()
+
+
+def make_stack(bed: beds.Bed, hosts: dict[str, str]):
+    """Body of a module fixture: the stack on `bed` with `hosts` (name -> role), destroyed and removed
+    at the end whatever happened (a no-op destroy after the test's own)."""
+    stack = HostsStack(bed.stack, bed).create(bed.stack_hosts(hosts))
+    try:
+        yield stack
+    finally:
+        stack.run("destroy", "--yes", "--skip-preview", check=False)
+        stack.remove()
+
+
+def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: dict[str, str]):
+    """The fixtures `bed`, `found` (each host before the first up), `stack` and `deployed` (the stack's
+    outputs after `pulumi up`, timed) of one cycle module: `bed, found, stack, deployed = module_fixtures(...)`."""
+
+    @pytest.fixture(scope="module", name="bed")
+    def bed_fixture():
+        yield from make_bed(stack_name, subnet, bed_hosts)
+
+    @pytest.fixture(scope="module", name="found")
+    def found_fixture(bed):
+        return {h.name: bed.snapshot(h) for h in bed.hosts}
+
+    @pytest.fixture(scope="module", name="stack")
+    def stack_fixture(bed, found):
+        yield from make_stack(bed, hosts)
+
+    @pytest.fixture(scope="module", name="deployed")
+    def deployed_fixture(stack):
+        with timed(stack_name, "hosts up"):
+            stack.up()
+        return stack.outputs()
+
+    return bed_fixture, found_fixture, stack_fixture, deployed_fixture
+
+
+def whoami(url: str, requests: int = 30, patience: float = 60) -> list[dict]:
+    """`requests` answers of the app's /whoami.json (retrying while the entry comes up)."""
+    answers, deadline = [], time.monotonic() + patience
+    while len(answers) < requests:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/whoami.json", timeout=10) as response:
+                assert response.status == 200
+                answers.append(json.loads(response.read()))
+        except (urllib.error.URLError, ConnectionError) as err:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} does not answer: {err}")
+            time.sleep(1)
+    return answers
+
+
+def assert_served_by_several_containers_on_several_hosts(url: str) -> None:
+    answers = whoami(url)
+    web = {(a["web"]["container"], a["web"]["node"]) for a in answers}
+    api = {a["api"]["container"] for a in answers}
+    assert len(web) >= 2 and len({node for _, node in web}) >= 2, f"web answered only from {web}"
+    assert len(api) >= 2, f"api answered only from {api}"
+
+
+def swarm_nodes(bed: beds.Bed, manager: str) -> dict[str, tuple[str, str, str]]:
+    """hostname -> (status, availability, manager status) as the manager lists them."""
+    out = bed.ssh(bed.host(manager), "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} "
+                                     "{{.ManagerStatus}}'").stdout
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    return {r[0]: (r[1], r[2], r[3] if len(r) > 3 else "") for r in rows}
+
+
+def replicas(bed: beds.Bed, manager: str) -> dict[str, str]:
+    out = bed.ssh(bed.host(manager), "docker service ls --format '{{.Name}} {{.Replicas}}'").stdout
+    return dict(line.split()[:2] for line in out.splitlines() if line.strip())
+
+
+def assert_as_found(bed: beds.Bed, found: dict[str, dict[str, str]], names=None) -> None:
+    for name in names or found:
+        now = bed.snapshot(bed.host(name))
+        changed = {k: (found[name][k], now[k]) for k in now if now[k] != found[name][k]}
+        assert not changed, f"{name} is not as it was found: {changed}"

@@ -1,0 +1,98 @@
+"""A Pulumi stack of substrate `ssh` on the test bed, driven through the real `pulumi` CLI.
+
+The committed stack file (stacks/Pulumi.<stack>.yaml) is a template. `pulumi` runs in a project
+directory of the bed's (the program's files linked, not copied) whose stacks/ holds the test's own
+copy: the bed's hosts, the encryption salt `stack init` writes, the generated private key set as a
+secret through stdin (never on a command line), under a generated passphrase (in the environment of
+the pulumi processes only). Nothing in the repository changes. The state goes where
+scripts/pulumi-env.sh says (the repo's .pulumi-state); the stack is removed again at the end.
+
+Stopgap until the Docker provider takes `phoenix:sshPrivateKey` itself: the pulumi processes find an
+`ssh` wrapper first on PATH that adds the bed's ssh_config (its key and known host keys), because
+the provider reaches the manager's engine with the system ssh client (`ssh://root@HOST`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.hosts.bed import Bed
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-command", "pulumi-resource-docker")
+
+
+def missing_toolchain() -> str:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"the Pulumi toolchain lacks {', '.join(missing)} (scripts/toolchain.sh; source scripts/pulumi-env.sh)"
+    return ""
+
+
+class PulumiError(AssertionError):
+    pass
+
+
+class HostsStack:
+    def __init__(self, name: str, bed: Bed):
+        self.name, self.bed = name, bed
+        self.template = ROOT / "stacks" / f"Pulumi.{name}.yaml"
+        self.project = bed.directory / "project"
+        self.config_file = self.project / "stacks" / f"Pulumi.{name}.yaml"
+        (self.project / "stacks").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "Pulumi.yaml", self.project / "Pulumi.yaml")
+        for entry in ("__main__.py", "components", "images", ".venv"):
+            link = self.project / entry
+            if not link.is_symlink():
+                link.symlink_to(ROOT / entry)
+        wrappers = bed.directory / "bin"
+        wrappers.mkdir(exist_ok=True)
+        ssh = wrappers / "ssh"
+        ssh.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {bed.ssh_config} "$@"\n')
+        ssh.chmod(0o755)
+        self.env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+                    "PATH": f"{wrappers}:{os.environ['PATH']}"}
+        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = 1500) -> subprocess.CompletedProcess:
+        done = subprocess.run(["pulumi", *args, "--stack", self.name], cwd=self.project, env=self.env, input=stdin, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and done.returncode != 0:
+            raise PulumiError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def create(self, hosts: list[dict]) -> "HostsStack":
+        """The stack with the bed's `hosts` and the bed's key as phoenix:sshPrivateKey."""
+        self.run("stack", "rm", "--yes", "--force", check=False)  # an interrupted run's
+        self.config_file.unlink(missing_ok=True)
+        self.run("stack", "init", "--secrets-provider", "passphrase")
+        self.set_hosts(hosts)
+        self.run("config", "set", "--secret", "phoenix:sshPrivateKey", stdin=self.bed.key_file.read_text())
+        return self
+
+    def set_hosts(self, hosts: list[dict]) -> None:
+        """phoenix:hosts in the stack's copy of the config (the template's other keys kept)."""
+        current = yaml.safe_load(self.config_file.read_text()) if self.config_file.exists() else {}
+        template = yaml.safe_load(self.template.read_text())
+        config = {**template.get("config", {}), **(current or {}).get("config", {})}
+        config["phoenix:hosts"] = hosts
+        self.config_file.write_text(yaml.safe_dump({**(current or {}), "config": config}, sort_keys=False))
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess:
+        return self.run("up", "--yes", "--skip-preview", *extra)
+
+    def outputs(self) -> dict:
+        return json.loads(self.run("stack", "output", "--json").stdout or "{}")
+
+    def destroy(self) -> subprocess.CompletedProcess:
+        return self.run("destroy", "--yes", "--skip-preview")
+
+    def remove(self) -> None:
+        self.run("stack", "rm", "--yes", check=False)

@@ -1,0 +1,66 @@
+"""Deletes on nodes fail loudly, except where the machine is verifiably gone (DockerExec.gone_or)."""
+import os
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.nodes.node import DockerExec, Ssh
+from tests.unit.conftest import settled
+
+# Fake docker: `ps` answers from $PS ("fail" makes it fail), `exec` fails when $EXEC is "fail".
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$LOG"
+case "$1" in
+  ps) [ "$PS" = fail ] && exit 1; [ -n "$PS" ] && echo "$PS"; exit 0 ;;
+  exec) [ "$EXEC" = fail ] && exit 1; exit 0 ;;
+esac
+"""
+
+
+@pytest.fixture
+def run_delete(tmp_path: Path):
+    (tmp_path / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "docker").chmod(0o755)
+    line = DockerExec("n1").gone_or("docker exec -i n1 sh -c 'leave'")
+
+    def go(ps: str, exec_result: str = "ok"):
+        log = tmp_path / "log"
+        log.write_text("")
+        env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(log), "PS": ps,
+               "EXEC": exec_result}
+        done = subprocess.run(["/bin/sh", "-c", line], env=env, capture_output=True, text=True, timeout=10)
+        return done.returncode, log.read_text().split("\n")[:-1]
+    return go
+
+
+def test_a_container_that_is_gone_has_nothing_to_undo(run_delete):
+    rc, calls = run_delete(ps="")
+    assert rc == 0 and calls == ["ps -aq --filter name=^n1$"]
+
+
+def test_a_failing_step_on_an_existing_container_fails_the_delete(run_delete):
+    rc, calls = run_delete(ps="abc123", exec_result="fail")
+    assert rc != 0 and calls[-1].startswith("exec -i n1")
+
+
+def test_an_engine_that_does_not_answer_is_no_proof_the_container_is_gone(run_delete):
+    rc, calls = run_delete(ps="fail")
+    assert rc != 0 and not any(c.startswith("exec") for c in calls)
+
+
+def test_a_step_on_an_existing_container_runs(run_delete):
+    rc, calls = run_delete(ps="abc123")
+    assert rc == 0 and calls[-1].startswith("exec -i n1")
+
+
+@pulumi.runtime.test
+def test_remote_deletes_are_not_made_to_pass(mocks):
+    conn = Ssh(host="192.0.2.10", user="root", port=22, private_key=pulumi.Output.secret("KEY"))
+    cmd = conn.command("c", ["sh", "-c", "true"], delete=["sh", "-c", "exit 1"])
+
+    def check(_):
+        delete = mocks.of("command:remote:Command")["c"]["delete"]
+        assert delete == "sh -c 'exit 1'", delete
+    return settled(cmd).apply(check)
