@@ -38,7 +38,9 @@ SNAPSHOT = {
     "images": "docker images -a --format '{{.Repository}}:{{.Tag}} {{.ID}}' | sort",
     "networks": "docker network ls --format '{{.Name}} {{.Driver}}' | sort",
     "volumes": "docker volume ls -q | sort",
-    "files": "ls -A /etc/docker /etc/rancher /var/lib/rancher /var/tmp /tmp /root 2>/dev/null; true",
+    "files": "ls -A /etc/docker /etc/phoenix /etc/systemd/system /etc/rancher /var/lib/rancher /var/tmp /tmp /root "
+             "2>/dev/null; true",
+    "processes": "ps -eo comm= | sort -u",
 }
 
 
