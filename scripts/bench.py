@@ -328,6 +328,11 @@ def pulumi_noop(target: Target) -> dict:
 
 
 def pulumi_down(target: Target) -> None:
+    # The stop-worker drill leaves its worker stopped; a node leaves the swarm from inside on destroy.
+    stopped = docker("ps", "-aq", "--filter", f"label=io.phoenix.stack={target.stack}", "--filter", "status=exited",
+                     check=False).split()
+    if stopped:
+        docker("start", *stopped, check=False, timeout=120)
     pulumi(target.stack, "destroy", "--yes", "--skip-preview")
     subprocess.run(["bash", "-c", f"source scripts/pulumi-env.sh && pulumi stack rm --yes --stack {target.stack}"],
                    cwd=ROOT, capture_output=True)
