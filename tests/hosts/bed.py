@@ -38,7 +38,9 @@ SNAPSHOT = {
     "images": "docker images -a --format '{{.Repository}}:{{.Tag}} {{.ID}}' | sort",
     "networks": "docker network ls --format '{{.Name}} {{.Driver}}' | sort",
     "volumes": "docker volume ls -q | sort",
-    "files": "ls -A /etc/docker /etc/rancher /var/lib/rancher /var/tmp /tmp /root 2>/dev/null; true",
+    "files": "ls -A /etc/docker /etc/phoenix /etc/systemd/system /etc/rancher /var/lib/rancher /var/tmp /tmp /root "
+             "2>/dev/null; true",
+    "processes": "ps -eo comm= | sort -u",
 }
 
 
@@ -113,9 +115,8 @@ class Bed:
     def create(self, names: Sequence[str]) -> "Bed":
         """Key pair, network and one started host per name; waits until each answers over SSH."""
         self.destroy()  # leftovers of an interrupted run
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for old in self.directory.glob("*"):
-            old.unlink()
+        shutil.rmtree(self.directory, ignore_errors=True)  # links into the repo are removed, not followed
+        self.directory.mkdir(parents=True)
         self.public_key = keygen(self.key_file, f"phoenix-bed-{self.stack}")
         docker("network", "create", "--driver", "bridge", "--subnet", str(self.subnet),
                "--gateway", str(self.subnet[1]), "--label", f"{LABEL}={self.stack}", self.network)

@@ -123,6 +123,22 @@ def replicas(bed: beds.Bed, manager: str) -> dict[str, str]:
     return dict(line.split()[:2] for line in out.splitlines() if line.strip())
 
 
+@contextmanager
+def watch_nodes(bed: beds.Bed, manager: str):
+    """While the block runs, the manager's node list twice a second: yields a list that fills, once the
+    block ends, with (hostname, availability, manager status) rows."""
+    loop = ("while :; do docker node ls --format '{{.Hostname}}|{{.Availability}}|{{.ManagerStatus}}'; "
+            "sleep 0.5; done")
+    watcher = subprocess.Popen(["ssh", "-F", str(bed.ssh_config), bed.host(manager).address, loop],
+                               stdout=subprocess.PIPE, text=True)
+    rows: list[tuple[str, ...]] = []
+    try:
+        yield rows
+    finally:
+        watcher.kill()
+        rows.extend(tuple(line.split("|")) for line in watcher.communicate()[0].splitlines() if line.count("|") == 2)
+
+
 def assert_as_found(bed: beds.Bed, found: dict[str, dict[str, str]], names=None) -> None:
     for name in names or found:
         now = bed.snapshot(bed.host(name))

@@ -62,8 +62,10 @@ class HostsStack:
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True,
             timeout: float = 1500) -> subprocess.CompletedProcess:
-        done = subprocess.run(["pulumi", *args, "--stack", self.name], cwd=self.project, env=self.env, input=stdin, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(["pulumi", *args, "--stack", self.name], cwd=self.project, env=self.env,
+                              input=stdin, capture_output=True, text=True, timeout=timeout)
+        with open(self.bed.directory / "pulumi.log", "a") as log:  # the whole output, for a failure's why
+            log.write(f"$ pulumi {' '.join(args)}  -> {done.returncode}\n{done.stdout}{done.stderr}\n")
         if check and done.returncode != 0:
             raise PulumiError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
         return done

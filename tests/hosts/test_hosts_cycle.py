@@ -15,7 +15,7 @@ import sys
 import time
 
 from tests.hosts.cycle import (TIMINGS, assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               module_fixtures, replicas, swarm_nodes, timed)
+                               module_fixtures, replicas, swarm_nodes, timed, watch_nodes)
 from tests.hosts.stack import ROOT
 
 STACK, SUBNET = "hosts-ci", "172.31.0.0/24"
@@ -63,13 +63,6 @@ def test_a_second_up_changes_nothing(stack, deployed):
         stack.run("preview", "--refresh", "--expect-no-changes")
 
 
-def watch_nodes(bed, manager: str) -> subprocess.Popen:
-    """A stream of `hostname availability` lines from the manager, twice a second, until killed."""
-    loop = "while :; do docker node ls --format '{{.Hostname}} {{.Availability}}'; echo --; sleep 0.5; done"
-    return subprocess.Popen(["ssh", "-F", str(bed.ssh_config), bed.host(manager).address, loop],
-                            stdout=subprocess.PIPE, text=True)
-
-
 def test_a_third_worker_joins_and_leaves_drained(bed, stack, found, deployed):
     with timed(STACK, "scale out"):
         stack.set_hosts(bed.stack_hosts({**HOSTS, SPARE: "worker"}))
@@ -81,15 +74,11 @@ def test_a_third_worker_joins_and_leaves_drained(bed, stack, found, deployed):
     on_spare = bed.ssh(bed.host(SPARE), "docker ps -q --filter label=com.docker.swarm.service.name").stdout.split()
     assert on_spare, f"no app task was scheduled on {SPARE}"
 
-    watcher = watch_nodes(bed, "m0")
-    try:
-        with timed(STACK, "scale in"):
-            stack.set_hosts(bed.stack_hosts(HOSTS))
-            stack.up()
-    finally:
-        watcher.kill()
-    seen = [line.split()[1] for line in watcher.communicate()[0].splitlines() if line.startswith(f"{SPARE} ")]
-    assert "Drain" in seen, f"{SPARE} was never drained (availability seen: {sorted(set(seen))})"
+    with watch_nodes(bed, "m0") as seen, timed(STACK, "scale in"):
+        stack.set_hosts(bed.stack_hosts(HOSTS))
+        stack.up()
+    states = {availability for name, availability, _ in seen if name == SPARE}
+    assert "Drain" in states, f"{SPARE} was never drained (availability seen: {sorted(states)})"
     assert SPARE not in swarm_nodes(bed, "m0")
     assert replicas(bed, "m0") == {"web": "3/3", "api": "2/2", "edge": "1/1"}
     assert_as_found(bed, found, [SPARE])

@@ -4,7 +4,7 @@ answering, and `pulumi destroy` leaves every host as it was found."""
 from __future__ import annotations
 
 from tests.hosts.cycle import (assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               module_fixtures, replicas, swarm_nodes, timed)
+                               module_fixtures, replicas, swarm_nodes, timed, watch_nodes)
 
 STACK, SUBNET = "hosts-ci3", "172.31.1.0/24"
 HOSTS = {"m0": "manager", "m1": "manager", "m2": "manager", "w1": "worker"}
@@ -21,9 +21,12 @@ def test_three_managers_share_the_raft_quorum(bed, deployed):
 
 
 def test_going_down_to_one_manager_demotes_the_others_first(bed, stack, found, deployed):
-    with timed(STACK, "managers 3 -> 1"):
+    with watch_nodes(bed, "m0") as seen, timed(STACK, "managers 3 -> 1"):
         stack.set_hosts(bed.stack_hosts({"m0": "manager", "w1": "worker"}))
         stack.up()
+    for name in ("m1", "m2"):
+        # Listed without a manager status and drained: demoted, then drained, before it was removed.
+        assert (name, "Drain", "") in seen, f"{name} was not seen demoted and drained: {set(r for r in seen if r[0] == name)}"
     nodes = swarm_nodes(bed, "m0")
     assert {n: v[2] for n, v in nodes.items()} == {"m0": "Leader", "w1": ""}
     assert replicas(bed, "m0")["web"] == "3/3"
