@@ -19,10 +19,16 @@ destroy:       ## remove everything the stack made (the stack `make up` chose, o
 
 context:       ## a docker context named after the stack, on its first manager: `docker --context STACK service ls`
 	@stack=$$(scripts/stack.sh context) && host=$$($(PULUMI_ENV) pulumi stack output dockerHost --stack "$$stack") && \
+	tls=$$(mktemp -d) && trap 'rm -rf "$$tls"' EXIT && endpoint="host=$$host" && \
+	if [ "$${host#tcp://}" != "$$host" ]; then \
+	  $(PULUMI_ENV) pulumi stack output dockerTls --show-secrets --stack "$$stack" | $(PY) -c 'import json, os, sys; \
+	    [os.write(os.open(os.path.join(sys.argv[1], k + ".pem"), os.O_WRONLY | os.O_CREAT, 0o600), v.encode()) \
+	     for k, v in json.load(sys.stdin).items()]' "$$tls" && \
+	  endpoint="$$endpoint,ca=$$tls/ca.pem,cert=$$tls/cert.pem,key=$$tls/key.pem"; fi && \
 	if ! docker context inspect "$$stack" >/dev/null 2>&1; then \
-	  docker context create "$$stack" --description "phoenix stack $$stack" --docker "host=$$host" >/dev/null; \
+	  docker context create "$$stack" --description "phoenix stack $$stack" --docker "$$endpoint" >/dev/null; \
 	elif $(OUR_CONTEXT); then \
-	  docker context update "$$stack" --docker "host=$$host" >/dev/null; \
+	  docker context update "$$stack" --docker "$$endpoint" >/dev/null; \
 	else echo "context: a docker context named $$stack exists and is not this project's: left alone" >&2; exit 1; fi && \
 	echo "docker context $$stack -> $$host: docker --context $$stack service ls"
 

@@ -15,7 +15,8 @@
 #                               cache under the SDKs' versions, not from PATH (which Pulumi warns about)
 #   PULUMI_BACKEND_URL          default file://<repo>/.pulumi-state (local state, no Pulumi Cloud)
 #   PULUMI_CONFIG_PASSPHRASE    default "local-dev-only": ONLY for local throwaway stacks; set your own
-#                               (or PULUMI_CONFIG_PASSPHRASE_FILE) for anything that holds real secrets
+#                               (or PULUMI_CONFIG_PASSPHRASE_FILE) for anything that holds real secrets:
+#                               stacks of substrate ssh or cloud refuse the default (components/config.py)
 #   PULUMI_PYTHON_CMD           the project's .venv python when it exists (see below)
 
 _pe_repo=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." 2>/dev/null && pwd -P)
