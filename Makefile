@@ -4,8 +4,6 @@ SHELL := /bin/bash
 STACK ?=
 PY := .venv/bin/python
 PULUMI_ENV := source scripts/pulumi-env.sh &&
-# True when the docker context named $stack is the one `make context` made for that stack.
-OUR_CONTEXT := docker context ls --format '{{.Name}}|{{.Description}}' | grep -qxF "$$stack|phoenix stack $$stack"
 
 .PHONY: up destroy context test unit venv engine images toolchain k8s-toolchain bench status drills harness-up harness-down vm-deps help
 
@@ -14,23 +12,10 @@ up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi 
 
 destroy:       ## remove everything the stack made (the stack `make up` chose, or STACK=), and its docker context
 	@stack=$$(scripts/stack.sh destroy) && $(PULUMI_ENV) pulumi destroy --yes --stack "$$stack" && \
-	if $(OUR_CONTEXT); then \
-	  docker context rm -f "$$stack" >/dev/null && echo "destroy: docker context $$stack removed"; fi
+	scripts/context.sh remove "$$stack"
 
 context:       ## a docker context named after the stack, on its first manager: `docker --context STACK service ls`
-	@stack=$$(scripts/stack.sh context) && host=$$($(PULUMI_ENV) pulumi stack output dockerHost --stack "$$stack") && \
-	tls=$$(mktemp -d) && trap 'rm -rf "$$tls"' EXIT && endpoint="host=$$host" && \
-	if [ "$${host#tcp://}" != "$$host" ]; then \
-	  $(PULUMI_ENV) pulumi stack output dockerTls --show-secrets --stack "$$stack" | $(PY) -c 'import json, os, sys; \
-	    [os.write(os.open(os.path.join(sys.argv[1], k + ".pem"), os.O_WRONLY | os.O_CREAT, 0o600), v.encode()) \
-	     for k, v in json.load(sys.stdin).items()]' "$$tls" && \
-	  endpoint="$$endpoint,ca=$$tls/ca.pem,cert=$$tls/cert.pem,key=$$tls/key.pem"; fi && \
-	if ! docker context inspect "$$stack" >/dev/null 2>&1; then \
-	  docker context create "$$stack" --description "phoenix stack $$stack" --docker "$$endpoint" >/dev/null; \
-	elif $(OUR_CONTEXT); then \
-	  docker context update "$$stack" --docker "$$endpoint" >/dev/null; \
-	else echo "context: a docker context named $$stack exists and is not this project's: left alone" >&2; exit 1; fi && \
-	echo "docker context $$stack -> $$host: docker --context $$stack service ls"
+	@stack=$$(scripts/stack.sh context) && scripts/context.sh create "$$stack"
 
 test:          ## all tests this machine allows, with their set-up (what CI runs)
 	scripts/test.sh

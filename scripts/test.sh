@@ -89,15 +89,12 @@ esac
 hosts_rc=0
 if [ $engine = 1 ]; then
   step ssh-node-image images/build.sh ssh-node
-  rm -f build/hosts-timings.json
+  rm -f build/hosts-timings.json build/hosts-summary.txt
   .venv/bin/python -m pytest tests/hosts -p no:cacheprovider --junitxml=build/junit-hosts.xml 2>&1 \
     | tee build/pytest-hosts.log
   hosts_rc=${PIPESTATUS[0]}
-  if [ -f build/hosts-timings.json ]; then
-    while read -r line; do note "$line"; done < <(.venv/bin/python -c '
-import json, sys
-for stack, phases in json.load(open(sys.argv[1])).items():
-    print(f"{stack}: " + ", ".join(f"{k} {v} s" for k, v in phases.items()))' build/hosts-timings.json)
+  if [ -s build/hosts-summary.txt ]; then
+    while read -r line; do note "$line"; done < build/hosts-summary.txt
   else
     note "hosts cycles: no phase completed, see build/pytest-hosts.log"
   fi

@@ -1,19 +1,30 @@
-"""The hosts cycles' timings: written to build/hosts-timings.json and printed at the end
-(scripts/test.sh puts them in its summary)."""
+"""The hosts cycles' timings: written to build/hosts-timings.json, one line per stack to
+build/hosts-summary.txt (scripts/test.sh puts those in its summary), and printed at the end."""
 import json
 
 from tests.hosts.cycle import TIMINGS
 from tests.hosts.stack import ROOT
 
 TIMINGS_FILE = ROOT / "build" / "hosts-timings.json"
+SUMMARY_FILE = ROOT / "build" / "hosts-summary.txt"
+
+
+def summary_lines() -> list[str]:
+    lines = []
+    for stack, phases in TIMINGS.items():
+        times = ", ".join(f"{k} {v} s" for k, v in phases.items() if k != "retried")
+        retried = "; ".join(phases.get("retried", []))
+        lines.append(f"{stack}: {times}" + (f" (retried: {retried})" if retried else ""))
+    return lines
 
 
 def pytest_sessionfinish(session, exitstatus):
     if TIMINGS:
         TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
         TIMINGS_FILE.write_text(json.dumps(TIMINGS, indent=2) + "\n")
+        SUMMARY_FILE.write_text("".join(line + "\n" for line in summary_lines()))
 
 
 def pytest_terminal_summary(terminalreporter):
-    for stack, phases in TIMINGS.items():
-        terminalreporter.write_line(f"{stack}: " + ", ".join(f"{k} {v} s" for k, v in phases.items()))
+    for line in summary_lines():
+        terminalreporter.write_line(line)

@@ -18,8 +18,14 @@ from tests.hosts import bed as beds
 from tests.hosts.stack import ROOT, HostsStack, missing_toolchain
 
 BASE_IMAGE = "local/python-base:bookworm"
-TIMINGS: dict[str, dict[str, float]] = {}
-"""stack -> phase -> seconds, for the summary (conftest.py)."""
+TIMINGS: dict[str, dict] = {}
+"""stack -> phase -> seconds (and "retried" -> what had to be retried), for the summary (conftest.py)."""
+
+
+def note_retries(stack: str, retries: list[str]) -> None:
+    """Retries go into the summary beside the times: a pass that needed one says so."""
+    if retries:
+        TIMINGS.setdefault(stack, {}).setdefault("retried", []).extend(retries)
 
 
 def missing() -> str:

@@ -15,7 +15,7 @@ import sys
 import time
 
 from tests.hosts.cycle import (TIMINGS, assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               module_fixtures, replicas, swarm_nodes, timed, watch_nodes)
+                               module_fixtures, note_retries, replicas, swarm_nodes, timed, watch_nodes)
 from tests.hosts.stack import ROOT
 
 STACK, SUBNET = "hosts-ci", "172.31.0.0/24"
@@ -86,7 +86,7 @@ def test_a_third_worker_joins_and_leaves_drained(bed, stack, found, deployed):
 
 def test_destroy_leaves_the_hosts_as_found(bed, stack, found, deployed):
     with timed(STACK, "destroy clean"):
-        stack.destroy()
+        note_retries(STACK, stack.destroy())
         deadline = time.monotonic() + 30
         while True:  # containers of removed services may take a moment to go
             try:

@@ -4,7 +4,7 @@ answering, and `pulumi destroy` leaves every host as it was found."""
 from __future__ import annotations
 
 from tests.hosts.cycle import (assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               module_fixtures, replicas, swarm_nodes, timed, watch_nodes)
+                               module_fixtures, note_retries, replicas, swarm_nodes, timed, watch_nodes)
 
 STACK, SUBNET = "hosts-ci3", "172.31.1.0/24"
 HOSTS = {"m0": "manager", "m1": "manager", "m2": "manager", "w1": "worker"}
@@ -35,5 +35,5 @@ def test_going_down_to_one_manager_demotes_the_others_first(bed, stack, found, d
 
 def test_destroy_leaves_the_hosts_as_found(bed, stack, found, deployed):
     with timed(STACK, "destroy clean"):
-        stack.destroy()
+        note_retries(STACK, stack.destroy())
     assert_as_found(bed, found)

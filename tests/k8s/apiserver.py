@@ -131,10 +131,11 @@ class ApiServer:
         raise RuntimeError(f"kube-apiserver not ready after {READY_TIMEOUT_S} s:\n{self.log_tail('kube-apiserver')}")
 
     def start_controllers(self, *controllers: str) -> None:
-        """kube-controller-manager with only `controllers` (e.g. deployment-controller), as cluster admin."""
+        """kube-controller-manager with only `controllers` (e.g. deployment-controller), as cluster admin;
+        autoscalers are synced every second."""
         self._spawn("kube-controller-manager", [
             find("kube-controller-manager"), f"--kubeconfig={self.kubeconfig}", f"--controllers={','.join(controllers)}",
-            "--leader-elect=false", "--secure-port=0"])
+            "--leader-elect=false", "--secure-port=0", "--horizontal-pod-autoscaler-sync-period=1s"])
 
     def server_address(self) -> tuple[str, int]:
         """(host, port) of the API server."""

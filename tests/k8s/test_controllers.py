@@ -1,5 +1,7 @@
-"""The rollback controller (images/app/sampleapp/rollback.py) against a real API server and the real
-Deployment and ReplicaSet controllers of the pinned Kubernetes release (scripts/k8s-toolchain.sh).
+"""The Kubernetes semantics of the app against a real API server and the real Deployment, ReplicaSet
+and autoscaler controllers of the pinned Kubernetes release (scripts/k8s-toolchain.sh): the rollback
+controller (images/app/sampleapp/rollback.py) undoes a stalled version, and the autoscaler alone
+owns the replica count.
 
 There is no scheduler and no kubelet, so no pod ever runs: every rollout stalls, which is exactly a
 failing version. The objects are those the `local-k3s` stack renders (the app's `web` Deployment, the
@@ -43,7 +45,8 @@ def cluster(tmp_path_factory):
     try:
         s.start()
         # The default ServiceAccount (pod admission wants it), Deployments and ReplicaSets; nothing runs pods.
-        s.start_controllers("serviceaccount-controller", "deployment-controller", "replicaset-controller")
+        s.start_controllers("serviceaccount-controller", "deployment-controller", "replicaset-controller",
+                            "horizontal-pod-autoscaler-controller")
         yield s
     finally:
         s.stop()
@@ -80,10 +83,44 @@ def app_version(template: dict) -> str:
     return {e["name"]: e.get("value") for e in container["env"]}["APP_VERSION"]
 
 
-def test_a_stalled_version_is_rolled_back_through_the_api_with_least_privilege(cluster):
-    rendered = render(STACKS / "Pulumi.local-k3s.yaml").objects
-    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in rendered}
+@pytest.fixture(scope="module")
+def rendered(cluster) -> dict[tuple[str, str], dict]:
+    """The local-k3s stack's objects by (kind, name), its namespace created."""
+    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in render(STACKS / "Pulumi.local-k3s.yaml").objects}
     assert apply(cluster, by_kind[("Namespace", NS)]).returncode == 0
+    return by_kind
+
+
+def test_the_autoscaler_alone_sets_the_replicas_and_an_apply_keeps_its_count(cluster, rendered):
+    api, hpa = rendered[("Deployment", "api")], rendered[("HorizontalPodAutoscaler", "api")]
+    minimum = hpa["spec"]["minReplicas"]
+    assert minimum > 1 and "replicas" not in api["spec"]
+    for obj in (api, hpa):
+        done = apply(cluster, obj)
+        assert done.returncode == 0, done.stderr
+
+    def scaled():
+        return get(cluster, "deployment", "api")["spec"].get("replicas") == minimum
+    wait(f"the autoscaler raising api to its minimum of {minimum}", scaled)
+    # `pulumi up` again: the Deployment's apply leaves the count alone (a replicas field in it would
+    # make Pulumi an owner of the count and set it back).
+    done = apply(cluster, api)
+    assert done.returncode == 0, done.stderr
+    assert get(cluster, "deployment", "api")["spec"]["replicas"] == minimum
+    managers = get(cluster, "deployment", "api", "--show-managed-fields")["metadata"]["managedFields"]
+    owners = [m["manager"] for m in managers if '"f:replicas"' in json.dumps(m.get("fieldsV1", {}))]
+    assert PULUMI not in owners and owners, managers
+    # What that avoids: an apply carrying a count (the definition's replicas) sets the autoscaled count
+    # back, on every `pulumi up` (the autoscaler's writes through /scale do not even conflict).
+    with_count = copy.deepcopy(api)
+    with_count["spec"]["replicas"] = 1
+    reset = cluster.kubectl("apply", "--server-side", f"--field-manager={PULUMI}", "-o", "json", "-f", "-",
+                            stdin=json.dumps(with_count))
+    assert reset.returncode == 0 and json.loads(reset.stdout)["spec"]["replicas"] == 1, reset.stderr
+
+
+def test_a_stalled_version_is_rolled_back_through_the_api_with_least_privilege(cluster, rendered):
+    by_kind = rendered
     for key in (("ServiceAccount", "rollback"), ("Role", "rollback"), ("RoleBinding", "rollback")):
         done = apply(cluster, by_kind[key])
         assert done.returncode == 0, done.stderr
