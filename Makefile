@@ -12,17 +12,10 @@ up:            ## venv, engine, toolchain, images when air-gapped, then `pulumi 
 
 destroy:       ## remove everything the stack made (the stack `make up` chose, or STACK=), and its docker context
 	@stack=$$(scripts/stack.sh destroy) && $(PULUMI_ENV) pulumi destroy --yes --stack "$$stack" && \
-	if [ "$$(docker context inspect -f '{{.Metadata.Description}}' "$$stack" 2>/dev/null)" = "phoenix stack $$stack" ]; then \
-	  docker context rm -f "$$stack" >/dev/null && echo "destroy: docker context $$stack removed"; fi
+	scripts/context.sh remove "$$stack"
 
 context:       ## a docker context named after the stack, on its first manager: `docker --context STACK service ls`
-	@stack=$$(scripts/stack.sh context) && host=$$($(PULUMI_ENV) pulumi stack output dockerHost --stack "$$stack") && \
-	if ! docker context inspect "$$stack" >/dev/null 2>&1; then \
-	  docker context create "$$stack" --description "phoenix stack $$stack" --docker "host=$$host" >/dev/null; \
-	elif [ "$$(docker context inspect -f '{{.Metadata.Description}}' "$$stack")" = "phoenix stack $$stack" ]; then \
-	  docker context update "$$stack" --docker "host=$$host" >/dev/null; \
-	else echo "context: a docker context named $$stack exists and is not this project's: left alone" >&2; exit 1; fi && \
-	echo "docker context $$stack -> $$host: docker --context $$stack service ls"
+	@stack=$$(scripts/stack.sh context) && scripts/context.sh create "$$stack"
 
 test:          ## all tests this machine allows, with their set-up (what CI runs)
 	scripts/test.sh

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ SUBSTRATES = ("docker", "ssh", "cloud")
 ENDPOINT_MODES = ("vip", "dnsrr")
 SERVICES = ("web", "api")
 ROLES = ("manager", "worker")
+# Hetzner Cloud locations and the network zone of each (a subnet must be in its servers' zone).
+HETZNER_NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central",
+                         "ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
 SSH_PORT = 22
 # Structured or secret keys that Pulumi.yaml cannot declare (README, "Stacks as environments").
 UNDECLARED_KEYS = ("hosts", "cloud", "sshPrivateKey")
@@ -47,6 +51,7 @@ SUBSTRATE_KEYS = {
     "cloud": ("cloud", "sshPublicKey", "sshPrivateKey"),
 }
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) AAAA[A-Za-z0-9+/]+={0,3}$")
 
 
 class ConfigError(ValueError):
@@ -76,6 +81,8 @@ class SshHost:
     role: str
     port: int = 22
     user: str = "root"
+    host_key: str = ""
+    """The host's SSH public key, "TYPE BASE64"; empty: recorded at first contact."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class CloudConfig:
     server_type: str = "cx22"
     image: str = "debian-12"
     network_cidr: str = "10.0.0.0/16"
-    admin_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    admin_cidrs: tuple[str, ...] = ()
+    """Sources allowed to SSH (and the k3s API); no default: the operator names them."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +293,7 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        r.bad("hosts", raw, "expected a list of {name, address, role, port?, user?}")
+        r.bad("hosts", raw, "expected a list of {name, address, role, port?, user?, hostKey?}")
         return ()
     hosts, seen = [], set()
     for i, h in enumerate(raw):
@@ -293,9 +301,13 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
         if not isinstance(h, dict) or not {"name", "address", "role"} <= h.keys():
             r.bad(key, h, "each host needs name, address and role (manager or worker)")
             continue
-        unknown = set(h) - {"name", "address", "role", "port", "user"}
+        unknown = set(h) - {"name", "address", "role", "port", "user", "hostKey"}
         if unknown:
-            r.bad(key, h, f"unknown fields {sorted(unknown)}; allowed: name, address, role, port, user")
+            r.bad(key, h, f"unknown fields {sorted(unknown)}; allowed: name, address, role, port, user, hostKey")
+        host_key = " ".join(str(h.get("hostKey", "")).split()[:2])  # without the comment
+        if host_key and not _HOST_KEY.match(host_key):
+            r.bad(f"{key}.hostKey", h["hostKey"], "the host's public key as in /etc/ssh/ssh_host_ed25519_key.pub "
+                  "(TYPE BASE64), or leave it out to record the key at first contact")
         if not _NAME.match(str(h["name"])) or h["name"] in seen:
             r.bad(f"{key}.name", h["name"], "a unique lowercase DNS label (a-z, 0-9, -)")
         seen.add(h["name"])
@@ -305,7 +317,8 @@ def _hosts(r: _Reader, ssh_user: str) -> tuple[SshHost, ...]:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             r.bad(f"{key}.port", port, "an integer between 1 and 65535")
             port = 22
-        hosts.append(SshHost(str(h["name"]), str(h["address"]), str(h["role"]), port, str(h.get("user", ssh_user))))
+        hosts.append(SshHost(str(h["name"]), str(h["address"]), str(h["role"]), port, str(h.get("user", ssh_user)),
+                             host_key))
     return tuple(hosts)
 
 
@@ -323,11 +336,22 @@ def _cloud(r: _Reader) -> CloudConfig:
     if "admin_cidrs" in values:
         values["admin_cidrs"] = tuple(values["admin_cidrs"])
     cloud = CloudConfig(**values)
+    if cloud.location not in HETZNER_NETWORK_ZONES:
+        r.bad("cloud.location", cloud.location, "a Hetzner Cloud location: " + ", ".join(
+            f"{loc} ({zone})" for loc, zone in HETZNER_NETWORK_ZONES.items()))
     for key, cidr in [("cloud.networkCidr", cloud.network_cidr)] + [("cloud.adminCidrs", c) for c in cloud.admin_cidrs]:
         try:
-            ipaddress.ip_network(cidr)
+            network = ipaddress.ip_network(cidr)
         except ValueError:
             r.bad(key, cidr, "a CIDR such as 10.0.0.0/16")
+            continue
+        # SSH and the k3s API open to the whole Internet is never a default, nor accepted.
+        if key == "cloud.adminCidrs" and network.prefixlen == 0:
+            r.bad(key, cidr, "the addresses you administer from, such as 203.0.113.7/32: SSH and the k3s API "
+                  "are not opened to the whole Internet")
+    if not cloud.admin_cidrs:
+        r.bad("cloud.adminCidrs", raw.get("adminCidrs"), "a list of the CIDRs you administer from (SSH, k3s API), "
+              f"e.g. pulumi config set --path '{PROJECT}:cloud.adminCidrs[0]' 203.0.113.7/32")
     return cloud
 
 
@@ -454,6 +478,39 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
     return cfg
 
 
+# scripts/pulumi-env.sh's passphrase when none is set: public, so it protects nothing.
+BUILTIN_PASSPHRASE = "local-dev-only"
+
+
+def passphrase_problem(substrate: str, stack: str, environ: Mapping[str, str]) -> str | None:
+    """Why the stack must not run with the built-in passphrase, or None.
+
+    Substrates ssh and cloud hold real secrets (an SSH private key, a cloud token) in the stack file:
+    encrypted with a passphrase everyone can read, they are as good as plaintext in a commit.
+    """
+    if substrate == "docker":
+        return None
+    stack_file = PROJECT_FILE.parent / "stacks" / f"Pulumi.{stack}.yaml"
+    provider = (yaml.safe_load(stack_file.read_text()) or {}).get("secretsprovider", "") if stack_file.is_file() else ""
+    if provider and not provider.startswith("passphrase"):
+        return None  # a KMS or the Pulumi service: no passphrase involved
+    passphrase = environ.get("PULUMI_CONFIG_PASSPHRASE")
+    if passphrase is None and environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        try:
+            passphrase = Path(environ["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text().rstrip("\n")
+        except OSError:
+            return None  # Pulumi itself reports an unreadable passphrase file
+    if passphrase != BUILTIN_PASSPHRASE:
+        return None
+    return (f"stack {stack} (substrate {substrate}) keeps real secrets ({PROJECT}:sshPrivateKey"
+            f"{', hcloud:token' if substrate == 'cloud' else ''}) but its passphrase is {BUILTIN_PASSPHRASE!r}, the public "
+            "default of scripts/pulumi-env.sh. Choose your own: export PULUMI_CONFIG_PASSPHRASE=<passphrase> (or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE=<file>) before sourcing scripts/pulumi-env.sh. Secrets already set "
+            f"with the default: re-encrypt them with `PULUMI_CONFIG_PASSPHRASE={BUILTIN_PASSPHRASE} pulumi stack "
+            "change-secrets-provider passphrase` (it asks for the new one), or move to a KMS with "
+            "`pulumi stack change-secrets-provider awskms://...` (or gcpkms, azurekeyvault, hashivault)")
+
+
 def stack_config() -> tuple[dict[str, Any], frozenset[str]]:
     """Every `phoenix:*` value of the current stack (keys without the prefix) and the secret ones.
 
@@ -483,7 +540,11 @@ def load() -> ClusterConfig:
     if "sshPrivateKey" in raw:
         raw["sshPrivateKey"] = "(secret)"
     try:
-        return parse(raw, pulumi.get_stack(), secret)
+        cfg = parse(raw, pulumi.get_stack(), secret)
+        problem = passphrase_problem(cfg.substrate, cfg.stack, os.environ)
+        if problem:
+            raise ConfigError(problem)
+        return cfg
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
 

@@ -2,7 +2,7 @@
 # The end-to-end stack of `make test` (stack ci by default; STACK overrides):
 #   e2e.sh check    exit 0 when the Pulumi CLI and every plugin the program needs are here, else
 #                   print (last line) what is missing
-#   e2e.sh up       pulumi up
+#   e2e.sh up       pulumi up, its output also in build/e2e-up-<stack>.log (tests/e2e checks it for warnings)
 #   e2e.sh destroy  pulumi destroy, then forget the stack's state (its config file stays)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,8 @@ case "${1:-}" in
     fi ;;
   up)
     pulumi stack select --create "$STACK" >/dev/null
-    pulumi up --yes --skip-preview --stack "$STACK" ;;
+    mkdir -p build
+    pulumi up --yes --skip-preview --stack "$STACK" 2>&1 | tee "build/e2e-up-$STACK.log" ;;
   destroy)
     pulumi destroy --yes --skip-preview --stack "$STACK"
     pulumi stack rm --yes --preserve-config "$STACK" ;;

@@ -71,6 +71,11 @@ declare -A PIECE_DIR=()
 # deb_version PACKAGE: the candidate version apt would install (empty when apt does not know it).
 deb_version() { apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '(none)' || true; }
 ETCD_DEB_VERSION=$(deb_version etcd-server)
+# A fresh machine may have no package lists yet.
+if [ -z "$ETCD_DEB_VERSION" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  ETCD_DEB_VERSION=$(deb_version etcd-server)
+fi
 # etcd's own version (3.4.23 for 3.4.23-4+b4): the tag of the etcd image.
 ETCD_VERSION=${ETCD_DEB_VERSION%%-*}; ETCD_VERSION=${ETCD_VERSION#*:}
 

@@ -7,11 +7,16 @@
 #   PULUMI_TOOLCHAIN_DIR        toolchain cache (default ~/.cache/pulumi-airgap); its bin/ goes first on PATH
 #   PULUMI_SKIP_UPDATE_CHECK    true: no version check against the network
 #   PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION
-#                               true when the toolchain bin dir is used: plugins come from PATH, never
-#                               from a download that cannot work here
+#                               true when the toolchain bin dir is used: plugins come from the plugin
+#                               cache (scripts/toolchain.sh installs them), never from a download that
+#                               cannot work here
+#   PULUMI_IGNORE_AMBIENT_PLUGINS
+#                               true when the toolchain bin dir is used: resource plugins from the plugin
+#                               cache under the SDKs' versions, not from PATH (which Pulumi warns about)
 #   PULUMI_BACKEND_URL          default file://<repo>/.pulumi-state (local state, no Pulumi Cloud)
 #   PULUMI_CONFIG_PASSPHRASE    default "local-dev-only": ONLY for local throwaway stacks; set your own
-#                               (or PULUMI_CONFIG_PASSPHRASE_FILE) for anything that holds real secrets
+#                               (or PULUMI_CONFIG_PASSPHRASE_FILE) for anything that holds real secrets:
+#                               stacks of substrate ssh or cloud refuse the default (components/config.py)
 #   PULUMI_PYTHON_CMD           the project's .venv python when it exists (see below)
 
 _pe_repo=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." 2>/dev/null && pwd -P)
@@ -23,6 +28,7 @@ if [ -d "$PULUMI_TOOLCHAIN_DIR/bin" ]; then
     *) export PATH="$PULUMI_TOOLCHAIN_DIR/bin${PATH:+:$PATH}" ;;
   esac
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}"
+  export PULUMI_IGNORE_AMBIENT_PLUGINS="${PULUMI_IGNORE_AMBIENT_PLUGINS:-true}"
 fi
 
 export PULUMI_SKIP_UPDATE_CHECK="${PULUMI_SKIP_UPDATE_CHECK:-true}"

@@ -18,7 +18,11 @@
 # Pieces: cli (pulumi), python (pulumi-language-python + its scripts), kubernetes, docker,
 # command. A piece whose executables are already on PATH outside PULUMI_TOOLCHAIN_DIR (or, for a
 # resource plugin, installed under $PULUMI_HOME/plugins) is not built unless PULUMI_TOOLCHAIN_FORCE=1.
-# PULUMI_TOOLCHAIN_PIECES="cli python ..." restricts the run to some pieces.
+# PULUMI_TOOLCHAIN_PIECES="cli python ..." restricts the run to some pieces (scripts/up.sh asks only
+# for those its stack needs). Missing pieces build side by side, each with `go build -p 2`: their
+# downloads and links overlap; every 30 s a line says how long each has run and about how long it takes.
+# The resource plugins are then installed into Pulumi's plugin cache ($PULUMI_HOME/plugins) under the
+# version their Python SDK in requirements.txt asks for, so that Pulumi loads them without a warning.
 #
 # Exit codes:
 #   0  every required executable is available (in the bin dir, on PATH or in the plugin cache);
@@ -51,7 +55,9 @@ K8S_PLUGIN_VERSION=${K8S_PLUGIN_VERSION:-4.25.0-alpha.1768448096+f47bc2d6f199}
 DOCKER_TF_MODULE_VERSION=${DOCKER_TF_MODULE_VERSION:-v0.0.0-20260916201441-96d331c98ff4}
 TF_BRIDGE_VERSION=${TF_BRIDGE_VERSION:-v3.127.0}
 TF_SDK_FORK_VERSION=${TF_SDK_FORK_VERSION:-v2.0.0-20260318212141-5525259d096b}
-DOCKER_PLUGIN_VERSION=${DOCKER_PLUGIN_VERSION:-5.2.0-airgap.1+kreuzwerker.96d331c98ff4}
+# Build metadata (+...), not a pre-release tag: Pulumi warns when a plugin reports a version below the
+# SDK's (5.2.0), and 5.2.0+anything is not below it, while still saying what the binary is.
+DOCKER_PLUGIN_VERSION=${DOCKER_PLUGIN_VERSION:-5.2.0+airgap.1.kreuzwerker.96d331c98ff4}
 # Command: github.com/pulumi/pulumi-command/provider is untagged and no version of it is served here;
 # toolchain/command-provider (a compatible provider built from served modules) is built instead,
 # unless PULUMI_COMMAND_PROVIDER_VERSION names a version of the upstream module your proxy serves.
@@ -59,9 +65,14 @@ COMMAND_MODULE=github.com/pulumi/pulumi-command/provider
 COMMAND_MODULE_VERSION=${PULUMI_COMMAND_PROVIDER_VERSION:-}
 COMMAND_PLUGIN_VERSION=${COMMAND_PLUGIN_VERSION:-1.2.1}
 
+# Seconds a cold build of each piece takes on 2 cores (docs/airgap.md, "Timings"): the progress
+# lines' estimate when this machine has not built the piece before.
+declare -A ESTIMATE_S=([cli]=600 [python]=70 [command]=240 [docker]=1500 [kubernetes]=4500)
+
 # ---- helpers ----------------------------------------------------------------------------------------
 T0=$(date +%s)
 say() { printf 'toolchain [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 
 GO=""
@@ -80,6 +91,8 @@ LDS="-s -w"
 
 MISSING=()      # "piece: reason" lines
 declare -A PIECE_DIR=()
+RUN_DIR=$(mktemp -d)   # what the pieces built side by side report back (build_piece runs in a subshell)
+trap 'rm -rf "$RUN_DIR"' EXIT
 
 # on_path EXE: prints a PATH location of EXE that is not inside TC_DIR.
 on_path() {
@@ -93,11 +106,13 @@ on_path() {
   done
   return 1
 }
-# in_plugin_cache NAME: a resource plugin installed the usual way ($PULUMI_HOME/plugins/resource-NAME-v*).
+# in_plugin_cache NAME: a resource plugin installed the usual way ($PULUMI_HOME/plugins/resource-NAME-v*),
+# not by this script (install_plugins marks its own).
+PLUGIN_HOME=${PULUMI_HOME:-$HOME/.pulumi}/plugins
 in_plugin_cache() {
-  local home=${PULUMI_HOME:-$HOME/.pulumi} f
-  for f in "$home"/plugins/resource-"$1"-v*/pulumi-resource-"$1"; do
-    [ -x "$f" ] && { echo "$f"; return 0; }
+  local f
+  for f in "$PLUGIN_HOME"/resource-"$1"-v*/pulumi-resource-"$1"; do
+    [ -x "$f" ] && [ ! -f "$(dirname "$f")/.phoenix-airgap" ] && { echo "$f"; return 0; }
   done
   return 1
 }
@@ -111,39 +126,56 @@ found_elsewhere() {
   return 0
 }
 
-# build_piece PIECE KEY FUNC: runs FUNC OUT LOG with OUT=pieces/PIECE-KEY (cached when complete).
+# build_piece PIECE KEY FUNC: runs FUNC OUT with OUT=pieces/PIECE-KEY, logs to logs/PIECE-KEY.log.
+# Run in the background: it reports a failure in $RUN_DIR/PIECE.missing.
 build_piece() {
   local piece=$1 key=$2 fn=$3
   local out="$TC_DIR/pieces/$piece-$key" log="$TC_DIR/logs/$piece-$key.log"
-  if [ -f "$out/.complete" ]; then
-    say "$piece: cached ($out)"
-    PIECE_DIR[$piece]=$out
-    return 0
-  fi
-  if ! find_go; then
-    MISSING+=("$piece: not cached and no Go toolchain found (need go >= 1.26 on PATH)")
-    return 2
-  fi
   local t=$(date +%s) tmp="$out.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp/bin" "$TC_DIR/logs"
-  say "$piece: building (log: $log)"
+  say "$piece: building (log: $log; about $(mmss "$(estimate "$piece")") on 2 cores)"
+  date +%s > "$RUN_DIR/$piece.started"
   # Not inside `if`: bash ignores set -e in a tested command, and a recipe must stop at its first error.
   ( set -e; "$fn" "$tmp" ) >"$log" 2>&1
   local st=$?
+  rm -f "$RUN_DIR/$piece.started"
   if [ $st -eq 0 ]; then
+    # The build's duration: the next estimate for this piece, and the bench's cold `make up` figure.
+    echo $(( $(date +%s) - t )) > "$tmp/.build_seconds"
     touch "$tmp/.complete"
     rm -rf "$out"; mv "$tmp" "$out"
-    say "$piece: built in $(( $(date +%s) - t ))s"
-    PIECE_DIR[$piece]=$out
+    say "$piece: built in $(mmss $(( $(date +%s) - t )))"
     return 0
   fi
   rm -rf "$tmp"
   local why
   why=$(grep -v '^go: downloading' "$log" | grep -iE 'error|not available|cannot|refus|404|403|failed|undefined' | head -n 3 | tr '\n' ' ' | cut -c1-400)
   [ -n "$why" ] || why=$(tail -n 3 "$log" | tr '\n' ' ' | cut -c1-400)
-  MISSING+=("$piece: build failed after $(( $(date +%s) - t ))s: $why (full log: $log)")
+  echo "$piece: build failed after $(( $(date +%s) - t ))s: $why (full log: $log)" > "$RUN_DIR/$piece.missing"
   say "$piece: FAILED (see $log)"
   return 1
+}
+
+# estimate PIECE: seconds its build takes: the last build of it recorded here, else the table above.
+estimate() {
+  local f last=""
+  for f in "$TC_DIR"/pieces/"$1"-*/.build_seconds; do [ -f "$f" ] && last=$(cat "$f"); done
+  echo "${last:-${ESTIMATE_S[$1]:-600}}"
+}
+
+# progress: while builds run, one line every 30 s per running piece: elapsed and expected time.
+progress() {
+  local n=0 f piece started
+  while [ -n "$(jobs -rp)" ]; do
+    sleep 1; n=$((n + 1))
+    [ $((n % 30)) -eq 0 ] || continue
+    for f in "$RUN_DIR"/*.started; do
+      [ -f "$f" ] || continue
+      piece=$(basename "$f" .started); started=$(cat "$f")
+      say "$piece: building, $(mmss $(( $(date +%s) - started ))) elapsed of about $(mmss "$(estimate "$piece")")"
+    done
+  done
+  wait
 }
 
 # A scratch copy of a module from the module cache (read-only there).
@@ -284,9 +316,70 @@ bridge_build() {
   cp "$d/cmd/pulumi-resource-$name/schema.json" "$out/schema-$name.json"
 }
 
+# The docker shim also completes the upstream's read of a container, where it differs from what the
+# provider sent, so that a refresh plans no replacement (docs/airgap.md): Docker keeps the security
+# option `systempaths=unconfined` as empty MaskedPaths and ReadonlyPaths, never in SecurityOpt, and a
+# stopped container has no port bindings to read. Part of the docker piece's key.
+read -r -d '' DOCKER_SHIM <<'EOF_SHIM'
+// Package shim exposes the upstream provider, whose package is internal to its module.
+package shim
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-sdk/v2/diag"
+	"github.com/hashicorp/terraform-plugin-sdk/v2/helper/schema"
+	"github.com/terraform-providers/terraform-provider-docker/internal/provider"
+)
+
+const systemPathsUnconfined = "systempaths=unconfined"
+
+func NewProvider() *schema.Provider {
+	p := provider.New("")()
+	containers := p.ResourcesMap["docker_container"]
+	read := containers.ReadContext
+	containers.ReadContext = func(ctx context.Context, d *schema.ResourceData, meta interface{}) diag.Diagnostics {
+		ports := d.Get("ports")
+		diags := read(ctx, d, meta)
+		if diags.HasError() || d.Id() == "" {
+			return diags
+		}
+		return append(diags, completeRead(ctx, d, meta, ports)...)
+	}
+	return p
+}
+
+// completeRead sets what the upstream read leaves out: ports of a stopped container (the update that
+// starts it again is the plan, not a replacement), systempaths=unconfined of an unconfined one.
+func completeRead(ctx context.Context, d *schema.ResourceData, meta interface{}, ports interface{}) diag.Diagnostics {
+	client, err := meta.(*provider.ProviderConfig).MakeClient(ctx, d)
+	if err != nil {
+		return diag.FromErr(err)
+	}
+	c, err := client.ContainerInspect(ctx, d.Id())
+	if err != nil {
+		return diag.FromErr(err)
+	}
+	if c.State != nil && !c.State.Running {
+		if err := d.Set("ports", ports); err != nil {
+			return diag.FromErr(err)
+		}
+	}
+	// nil: Docker's defaults (or a privileged container's none); empty: unconfined.
+	h := c.HostConfig
+	if h == nil || h.MaskedPaths == nil || len(h.MaskedPaths) > 0 || len(h.ReadonlyPaths) > 0 {
+		return nil
+	}
+	opts := schema.NewSet(schema.HashString, d.Get("security_opts").(*schema.Set).List())
+	opts.Add(systemPathsUnconfined)
+	return diag.FromErr(d.Set("security_opts", opts))
+}
+EOF_SHIM
+
 recipe_docker() {
   local d="$1/src" up=github.com/terraform-providers/terraform-provider-docker
   write_bridge_module "$d" docker "$up" github.com/kreuzwerker/terraform-provider-docker "$DOCKER_TF_MODULE_VERSION"
+  printf '%s\n' "$DOCKER_SHIM" > "$d/shim/shim.go"
   # pulumi-docker's names where they are not the bridge's defaults (checked against the pulumi-docker
   # 5.2.0 Python SDK, docs/airgap.md): docker_image is RemoteImage (its Image is a resource of its own,
   # not bridged), docker_config is ServiceConfig, and three fields keep their singular names.
@@ -365,7 +458,7 @@ piece_key() {
     cli) hash_of "$RECIPE" "$GO_VERSION" "$PULUMI_VERSION" ;;
     python) hash_of "$RECIPE" "$GO_VERSION" "$PYHOST_SDK_VERSION" "$PULUMI_VERSION" ;;
     kubernetes) hash_of "$RECIPE" "$GO_VERSION" "$K8S_MODULE_VERSION" "$K8S_SDK_VERSION" "$K8S_PLUGIN_VERSION" ;;
-    docker) hash_of "$RECIPE" "$GO_VERSION" "$DOCKER_TF_MODULE_VERSION" "$TF_BRIDGE_VERSION" "$TF_SDK_FORK_VERSION" "$DOCKER_PLUGIN_VERSION" ;;
+    docker) hash_of "$RECIPE" "$GO_VERSION" "$DOCKER_TF_MODULE_VERSION" "$TF_BRIDGE_VERSION" "$TF_SDK_FORK_VERSION" "$DOCKER_PLUGIN_VERSION" "$DOCKER_SHIM" ;;
     command) hash_of "$RECIPE" "$GO_VERSION" "$COMMAND_MODULE_VERSION" "$COMMAND_PLUGIN_VERSION" \
       "$(cat "$REPO"/toolchain/command-provider/{go.mod,go.sum,*.go} | sha256sum)" ;;
   esac
@@ -388,8 +481,21 @@ for p in $PIECES; do
     say "$p: found outside the cache ($(on_path "$(piece_exes "$p" | head -n1)" || in_plugin_cache "$p")), not built (PULUMI_TOOLCHAIN_FORCE=1 builds it)"
     continue
   fi
-  build_piece "$p" "$(piece_key "$p")" "recipe_$p"
-  [ $? -eq 2 ] && no_go=1
+  out="$TC_DIR/pieces/$p-$(piece_key "$p")"
+  if [ -f "$out/.complete" ]; then
+    say "$p: cached ($out)"
+  elif ! find_go; then
+    MISSING+=("$p: not cached and no Go toolchain found (need go >= 1.26 on PATH)"); no_go=1
+  else
+    build_piece "$p" "$(piece_key "$p")" "recipe_$p" &
+  fi
+done
+progress
+for p in $PIECES; do
+  out="$TC_DIR/pieces/$p-$(piece_key "$p")"
+  if [ -f "$out/.complete" ]; then PIECE_DIR[$p]=$out
+  elif [ -f "$RUN_DIR/$p.missing" ]; then MISSING+=("$(cat "$RUN_DIR/$p.missing")")
+  fi
 done
 
 # Assemble toolchain-<key>/bin from the pieces of this run, plus the cached current-version pieces a
@@ -404,19 +510,40 @@ done
 PIECES=$ALL_PIECES
 keys=()
 for p in $PIECES; do [ -n "${PIECE_DIR[$p]:-}" ] && keys+=("$(basename "${PIECE_DIR[$p]}")"); done
-tkey=$(hash_of "${keys[@]:-none}")
+# Hard links, not symlinks: Pulumi looks for its language host beside the real path of the running
+# `pulumi`, and warns about a host found elsewhere on PATH.
+tkey=$(hash_of "${keys[@]:-none}" hardlinks)
 tbin="$TC_DIR/toolchain-$tkey/bin"
 if [ ! -d "$tbin" ]; then
   mkdir -p "$tbin.tmp.$$"
   for p in $PIECES; do
     [ -n "${PIECE_DIR[$p]:-}" ] || continue
-    for f in "${PIECE_DIR[$p]}"/bin/*; do [ -e "$f" ] && ln -sfn "$f" "$tbin.tmp.$$/$(basename "$f")"; done
+    for f in "${PIECE_DIR[$p]}"/bin/*; do [ -e "$f" ] && ln -f "$f" "$tbin.tmp.$$/$(basename "$f")"; done
   done
   mv "$tbin.tmp.$$" "$tbin"
 fi
 [ -d "$TC_DIR/bin" ] && [ ! -L "$TC_DIR/bin" ] && rm -rf "$TC_DIR/bin"
 ln -sfn "toolchain-$tkey/bin" "$TC_DIR/bin.tmp.$$" && mv -T "$TC_DIR/bin.tmp.$$" "$TC_DIR/bin"
 say "bin: $TC_DIR/bin -> toolchain-$tkey/bin ($(ls "$tbin" | tr '\n' ' '))"
+
+# install_plugins: each resource plugin of this toolchain into Pulumi's plugin cache, as the version its
+# Python SDK (requirements.txt) asks for; a marker file names the piece it came from (docs/airgap.md).
+install_plugins() {
+  local p sdk version dir bin
+  for p in docker command kubernetes; do
+    [ -n "${PIECE_DIR[$p]:-}" ] || continue
+    bin="${PIECE_DIR[$p]}/bin/pulumi-resource-$p"
+    sdk=$(sed -n "s/^pulumi-$p==\([0-9.]*\).*/\1/p" "$REPO/requirements.txt")
+    [ -n "$sdk" ] || { say "plugin $p: no pulumi-$p pin in requirements.txt, not installed"; continue; }
+    dir="$PLUGIN_HOME/resource-$p-v$sdk"
+    if cmp -s "$bin" "$dir/pulumi-resource-$p" && [ -f "$dir/.phoenix-airgap" ]; then continue; fi
+    PULUMI_SKIP_UPDATE_CHECK=true "$TC_DIR/bin/pulumi" plugin install resource "$p" "$sdk" --file "$bin" --reinstall >/dev/null 2>&1 \
+      || { say "plugin $p: pulumi plugin install failed"; continue; }
+    basename "${PIECE_DIR[$p]}" > "$dir/.phoenix-airgap"
+    say "plugin $p: $(basename "${PIECE_DIR[$p]}") installed as resource-$p-v$sdk"
+  done
+}
+[ -x "$TC_DIR/bin/pulumi" ] && install_plugins
 
 rc=0
 for e in $REQUIRED; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: from a fresh machine to a running local cluster with the sample app.
-#   venv -> Docker engine -> Pulumi CLI (built offline when missing) -> images when air-gapped
-#   -> stack select/create -> pulumi up.
+#   venv -> Docker engine -> stack -> the Pulumi toolchain pieces that stack needs (built offline when
+#   missing), and meanwhile the images when air-gapped -> stack select/create -> pulumi up.
 # STACK picks the stack (stacks/Pulumi.<STACK>.yaml). Unset, it is `local` when the official
 # docker:dind image can be had, else `local-airgap` (images built from Debian packages).
 set -euo pipefail
@@ -12,11 +12,6 @@ scripts/venv.sh
 docker info >/dev/null 2>&1 || scripts/engine.sh
 # shellcheck source=scripts/pulumi-env.sh
 source scripts/pulumi-env.sh
-if ! command -v pulumi >/dev/null 2>&1; then
-  say "no pulumi CLI on PATH: building the air-gapped toolchain (docs/airgap.md)"
-  bash scripts/toolchain.sh
-  source scripts/pulumi-env.sh
-fi
 
 if [ -z "${STACK:-}" ]; then
   if docker image inspect docker:27-dind >/dev/null 2>&1 || timeout 60 docker pull -q docker:27-dind >/dev/null 2>&1; then
@@ -27,13 +22,34 @@ if [ -z "${STACK:-}" ]; then
   fi
 fi
 [ -f "stacks/Pulumi.$STACK.yaml" ] || { say "no stacks/Pulumi.$STACK.yaml"; exit 2; }
+mkdir -p build
+
+# The offline images build while the toolchain does (a first run: minutes each).
+images=""
 if grep -q 'local/' "stacks/Pulumi.$STACK.yaml"; then
-  images/build.sh node base registry
+  say "images for $STACK: building in the background when missing (log: build/up-images.log)"
+  images/build.sh node base registry > build/up-images.log 2>&1 &
+  images=$!
+fi
+
+# A Pulumi of the user's own fetches its plugins itself; else the air-gapped toolchain, only the pieces
+# this stack loads: the kubernetes plugin (over an hour to build) only for k3s.
+if ! command -v pulumi >/dev/null 2>&1 || [ "$(command -v pulumi)" = "$PULUMI_TOOLCHAIN_DIR/bin/pulumi" ]; then
+  pieces="cli python command docker"
+  grep -Eq '^ *phoenix:orchestrator: *k3s' "stacks/Pulumi.$STACK.yaml" && pieces="$pieces kubernetes"
+  plugins=$(for p in $pieces; do case $p in cli|python) ;; *) printf ' pulumi-resource-%s' "$p" ;; esac; done)
+  say "Pulumi toolchain for $STACK: $pieces (cached pieces are reused; docs/airgap.md)"
+  PULUMI_TOOLCHAIN_PIECES=$pieces PULUMI_TOOLCHAIN_REQUIRED="pulumi pulumi-language-python$plugins" \
+    bash scripts/toolchain.sh || { say "the Pulumi toolchain is incomplete (see above)"; exit 1; }
+  source scripts/pulumi-env.sh
+fi
+if [ -n "$images" ] && ! wait "$images"; then
+  tail -n 5 build/up-images.log >&2; say "the images failed to build (build/up-images.log)"; exit 1
 fi
 
 pulumi stack select --create "$STACK" >/dev/null
 # destroy, status, drills act on this stack from now on (scripts/stack.sh).
-mkdir -p build && echo "$STACK" > build/stack
+echo "$STACK" > build/stack
 say "pulumi up --stack $STACK"
 pulumi up --yes --skip-preview --stack "$STACK" "$@"
 pulumi stack output --stack "$STACK"

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.apps.k8s_controller import K8sController
+from components.apps.swarm_app import image_platforms
 from components.config import AppConfig
 
 NAME = "phoenix"
@@ -74,7 +75,8 @@ class SwarmPhoenix(pulumi.ComponentResource):
                     # (a round lasts about start + health + the update's monitor window: ~15 s).
                     stop_grace_period="30s",
                 ),
-                placement=docker.ServiceTaskSpecPlacementArgs(constraints=["node.role==manager"]),
+                placement=docker.ServiceTaskSpecPlacementArgs(constraints=["node.role==manager"],
+                                                              platforms=image_platforms(image)),
                 resources=docker.ServiceTaskSpecResourcesArgs(
                     limits=docker.ServiceTaskSpecResourcesLimitsArgs(nano_cpus=200_000_000, memory_bytes=64 * 1024 * 1024),
                     reservation=docker.ServiceTaskSpecResourcesReservationArgs(

@@ -9,6 +9,7 @@ overlay network and a spread over nodes. The entry is published in one of two wa
 """
 from __future__ import annotations
 
+import platform
 from typing import Mapping, Optional, Sequence, TypedDict
 
 import pulumi
@@ -18,6 +19,19 @@ from components.apps.spec import ServiceSpec, service_spec
 from components.config import AppConfig
 
 EDGE_PORT = 8000
+# `uname -m` -> the architecture names of image platforms.
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def image_platforms(image: pulumi.Input[str]) -> pulumi.Output[list]:
+    """The platforms Swarm records in a service whose image it resolves in a registry (a reference
+    pinned by digest): the image's. Sent as Swarm reads them back, so that a refresh finds no change.
+    Such an image was built by the Pulumi host's own engine (container nodes), so it has the host's
+    platform; an image loaded onto the nodes (no registry) gets none recorded.
+    """
+    arch = ARCHITECTURES.get(platform.machine(), platform.machine())
+    return pulumi.Output.from_input(image).apply(lambda ref: [docker.ServiceTaskSpecPlacementPlatformArgs(
+        architecture=arch, os="linux")] if "@sha256:" in ref else [])
 
 
 def _duration(seconds: float) -> str:
@@ -105,6 +119,7 @@ class SwarmApp(pulumi.ComponentResource):
                 ),
                 networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network.id)],
                 placement=docker.ServiceTaskSpecPlacementArgs(
+                    platforms=image_platforms(image),
                     constraints=["node.role==manager"] if global_on_managers else [],
                     prefs=["spread=node.labels.phoenix.node"]),
                 resources=docker.ServiceTaskSpecResourcesArgs(

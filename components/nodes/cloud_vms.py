@@ -21,15 +21,14 @@ import pulumi
 import pulumi_hcloud as hcloud
 import yaml
 
-from components.config import NodesConfig
+from components.config import HETZNER_NETWORK_ZONES, NodesConfig
+from components.nodes.engine import ENGINE_PORT
 from components.nodes.docker_nodes import MANAGER_OFFSET, WORKER_OFFSET, node_names
 from components.nodes.node import MachineNeeds, Node
 from components.nodes.registry import Registry
 from components.nodes.ssh_hosts import HostSpec, SshHosts
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
-NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central",
-                 "ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
 
 
 def subnet_of(network_cidr: str) -> ipaddress.IPv4Network:
@@ -73,6 +72,8 @@ def firewall_rules(orchestrator: MachineNeeds, network_cidr: str, server_address
              rule("tcp", str(published_port), ANYWHERE, "entry port")]
     rules += [rule(p.protocol, p.spec, admin_cidrs, f"{name} {p.purpose} from admins")
               for p in orchestrator.ports if p.admins]
+    if "docker" in orchestrator.host_prerequisites:  # the Docker provider's way in (mutual TLS, managers)
+        rules.append(rule("tcp", str(ENGINE_PORT), admin_cidrs, "docker engine gateway from admins"))
     sources = {"nodes": [network_cidr], "servers": [f"{a}/32" for a in server_addresses]}
     # `local` ports serve processes on the node itself: never opened.
     rules += [rule(p.protocol, p.spec, sources[p.between], f"{name} between {p.between}")
@@ -116,7 +117,7 @@ class CloudVms(pulumi.ComponentResource):
         network_id = network.id.apply(int)
         subnet = hcloud.NetworkSubnet(
             f"{name}-subnet", network_id=network_id, type="cloud",
-            network_zone=NETWORK_ZONES.get(cloud.location, "eu-central"),
+            network_zone=HETZNER_NETWORK_ZONES[cloud.location],
             ip_range=str(subnet_of(cloud.network_cidr)), opts=child)
         firewall = hcloud.Firewall(
             f"{name}-firewall", name=f"phoenix-{name}", labels=labels,
@@ -124,8 +125,11 @@ class CloudVms(pulumi.ComponentResource):
                                  [a for (_, role), a in zip(names, addresses) if role == "manager"],
                                  list(cloud.admin_cidrs), args["published_port"]),
             opts=child)
+        # Hetzner names are unique per project and these names are fixed (and each server's private
+        # IP too): a replacement must delete the old one first, or the new one is refused.
+        delete_first = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         key = hcloud.SshKey(f"{name}-key", name=f"phoenix-{name}", public_key=cfg.ssh_public_key,
-                            labels=labels, opts=child)
+                            labels=labels, opts=delete_first)
 
         user_data = cloud_init(orchestrator.host_prerequisites)
         self.servers, hosts = [], []
@@ -136,7 +140,7 @@ class CloudVms(pulumi.ComponentResource):
                 networks=[hcloud.ServerNetworkArgs(network_id=network_id, ip=address)],
                 public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
                 user_data=user_data, labels={**labels, "io.phoenix.role": role},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet]))
+                opts=pulumi.ResourceOptions.merge(delete_first, pulumi.ResourceOptions(depends_on=[subnet])))
             self.servers.append(server)
             hosts.append(HostSpec(name=node_name, role=role, address=server.ipv4_address, port=22, user="root",
                                   node_address=address, ready=[server], replace_key=server.id))

@@ -93,12 +93,18 @@ class DockerExec:
 
 @dataclass(frozen=True)
 class Ssh:
-    """A host reached over SSH: commands go through pulumi-command's remote connection."""
+    """A host reached over SSH: commands go through pulumi-command's remote connection.
+
+    Every connection Pulumi makes (remote commands, the image pipe) authenticates with `private_key`
+    only (never an agent or the operator's key files) and accepts only the host key `host_key`.
+    """
 
     host: pulumi.Input[str]
     user: str
     port: int
     private_key: pulumi.Input[str]
+    host_key: Optional[pulumi.Input[str]] = None
+    """The host's public key, "TYPE BASE64": a host that presents another key is refused."""
     key_file: str = "~/.ssh/id_ed25519"
     """Key file used by `argv` (tests and drills run the system ssh client)."""
     known_hosts: Optional[str] = None
@@ -121,21 +127,30 @@ class Ssh:
                 f"{self.user}@{self.host}", shlex.join(argv)]
 
     def pipe_line(self, host: str, producer: str, argv: Sequence[str]) -> str:
-        """The shell line of `pipe` for a known host; the key comes from $PHOENIX_SSH_KEY.
+        """The shell line of `pipe` for a known host; key and host key come from the environment.
 
-        The system ssh client needs the key as a file: the secret goes through the environment (never
-        the command line) into a private temporary file that lives as long as the command. Host keys
-        are not checked, as pulumi-command's remote commands do not check them either.
+        The system ssh client needs the private key and the host key as files: the secret goes through
+        the environment ($PHOENIX_SSH_KEY, never the command line) into a private temporary directory
+        that lives as long as the command, beside a known_hosts file holding only $PHOENIX_SSH_HOST_KEY.
+        No ssh config, agent or other identity of the operator is used.
         """
-        options = self._options(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+        options = self._options(["-F", "none", "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+                                 "-o", "CheckHostIP=no", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                                  "-o", "LogLevel=ERROR"])
-        return ('key=$(mktemp) && trap \'rm -f "$key"\' EXIT && printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$key" && '
-                f'{producer} | ssh -i "$key" {shlex.join([*options, f"{self.user}@{host}", shlex.join(argv)])}')
+        known_as = host if self.port == 22 else f"[{host}]:{self.port}"  # how known_hosts names it
+        return ('umask 077 && ssh_dir=$(mktemp -d) && trap \'rm -rf "$ssh_dir"\' EXIT && '
+                'printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$ssh_dir/key" && '
+                f'printf \'%s %s\\n\' {shlex.quote(known_as)} "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && '
+                f'{producer} | ssh -i "$ssh_dir/key" -o UserKnownHostsFile="$ssh_dir/known_hosts" '
+                f'{shlex.join([*options, f"{self.user}@{host}", shlex.join(argv)])}')
 
     def pipe(self, name, producer, argv, *, triggers=None, opts=None):
+        if self.host_key is None:
+            raise ValueError(f"{name}: an SSH pipe needs the host's key (Ssh.host_key): host keys are always verified")
         return local.Command(name, create=pulumi.Output.from_input(self.host).apply(
                                  lambda host: self.pipe_line(host, producer, argv)),
-                             environment={"PHOENIX_SSH_KEY": pulumi.Output.secret(self.private_key)},
+                             environment={"PHOENIX_SSH_KEY": pulumi.Output.secret(self.private_key),
+                                          "PHOENIX_SSH_HOST_KEY": self.host_key},
                              triggers=triggers, opts=opts)
 
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
@@ -143,6 +158,8 @@ class Ssh:
             name,
             connection=remote.ConnectionArgs(
                 host=self.host, user=self.user, port=self.port, private_key=self.private_key,
+                # The toolchain's command provider uses $SSH_AUTH_SOCK only when no key is given.
+                host_key=self.host_key,
                 # Fail fast on an unreachable host: 3 dials of 10 s, not the default 10 of 15 s.
                 dial_error_limit=3, per_dial_timeout=10),
             create=_shell(list, argv),
@@ -152,6 +169,17 @@ class Ssh:
             logging=remote.Logging.STDERR if secret_stdout else None,
             opts=_command_opts(opts, secret_stdout),
         )
+
+
+@dataclass(frozen=True)
+class EngineTls:
+    """What a Docker provider needs to reach an engine over mutual TLS (PEM texts)."""
+
+    ca: pulumi.Input[str]
+    """The CA that signed the engine's certificate (and the client's)."""
+    cert: pulumi.Input[str]
+    key: pulumi.Input[str]
+    """The client's private key: a secret."""
 
 
 @dataclass(frozen=True)
@@ -203,10 +231,13 @@ class Node:
     address: pulumi.Input[str]
     """The address other nodes reach this node at."""
     connection: Connection
-    docker_host: pulumi.Input[str]
-    """How the Pulumi Docker provider reaches this node's engine (unix:// socket or ssh://)."""
+    docker_host: Optional[pulumi.Input[str]]
+    """How the Pulumi Docker provider reaches this node's engine (a unix:// socket, or tcp:// with
+    `docker_tls`); None: it does not."""
     public_address: pulumi.Input[str]
     """Where users reach ports this node publishes (127.0.0.1 for local containers)."""
+    docker_tls: Optional[EngineTls] = None
+    """Client credentials for a tcp:// `docker_host` (mutual TLS)."""
     ready: Sequence[pulumi.Resource] = field(default_factory=list)
     """Resources to depend on before running commands on the node."""
     replace_key: Optional[pulumi.Input[str]] = None

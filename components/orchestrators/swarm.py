@@ -106,9 +106,16 @@ class Swarm(pulumi.ComponentResource):
 
         self.manager_address = leader.address
         # The host becomes known only once the swarm exists, so no resource talks to the manager before.
-        self.docker_host = pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1])
+        if leader.docker_host is None:
+            raise ValueError(f"the first manager {leader.name} offers no way to its Docker engine (Node.docker_host)")
+        tls = leader.docker_tls
+        # Not a secret, though init's stdout is (every output of a command holding the SSH key is).
+        self.docker_host = pulumi.Output.unsecret(pulumi.Output.all(init.stdout, leader.docker_host).apply(lambda v: v[1]))
         self.provider = docker.Provider(
             f"{name}-manager", host=self.docker_host,
+            # Mutual TLS (SSH hosts): the engine's certificate is checked against ca_material.
+            ca_material=tls.ca if tls else None, cert_material=tls.cert if tls else None,
+            key_material=pulumi.Output.secret(tls.key) if tls else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*members, *pulls]))
         self.node_ids = node_ids
         self.register_outputs({
@@ -155,8 +162,12 @@ class SwarmOrchestrator(Orchestrator):
         app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=swarm.provider))
         app = SwarmApp(f"{name}-app", {"services": services, "image": image, "app": cfg.app, "labels": cfg.labels}, app_opts)
         swarm_phoenix(f"{name}-phoenix", cfg.app, image, cfg.labels, app_opts)  # nothing when phoenix mode is off
+        tls = nodes[0].docker_tls
+        # The client's side of the engine's mutual TLS (hosts), for `make context`.
+        tls_secret = {"dockerTls": pulumi.Output.json_dumps({"ca": tls.ca, "cert": tls.cert, "key": tls.key})} if tls else {}
         return Deployment(manager_address=swarm.manager_address,
-                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token},
+                          secrets={"swarmWorkerToken": swarm.worker_token, "swarmManagerToken": swarm.manager_token,
+                                   **tls_secret},
                           # The first manager's engine as a docker CLI reaches it: `make context`.
                           outputs={"dockerHost": swarm.docker_host}, app=[app])
 

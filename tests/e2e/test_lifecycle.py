@@ -1,14 +1,20 @@
-"""The end of the end-to-end run: a converged stack re-applies as a no-op, and destroy leaves nothing.
+"""The end of the end-to-end run: the first `up` printed no warning, a converged stack re-applies and
+refreshes as a no-op, a node stopped by hand is restarted (not replaced) by `up --refresh`, workers
+join and leave, and destroy leaves nothing.
 
 Runs last (scripts/test.sh orders tests/e2e after the infra tests and drills), against the stack that
 scripts/e2e.sh brought up with `pulumi up`; skips when the cluster came from the harness instead.
 """
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 STACK = os.environ.get("PHOENIX_STACK", "ci")
+UP_LOG = Path(__file__).resolve().parents[2] / "build" / f"e2e-up-{STACK}.log"
+"""What scripts/e2e.sh up printed."""
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     os.environ.get("PHOENIX_LIVE") != "pulumi",
     reason="no stack brought up by `pulumi up` (PHOENIX_LIVE is not 'pulumi'; scripts/test.sh sets it "
@@ -25,9 +31,44 @@ def labelled(kind: str) -> list[str]:
     return listing.stdout.split()
 
 
+def warnings(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.search(r"\bwarning\b", line, re.I)]
+
+
+def test_a_healthy_up_prints_no_warning():
+    assert UP_LOG.is_file(), f"{UP_LOG} missing: scripts/e2e.sh up writes it"
+    assert warnings(UP_LOG.read_text()) == []
+
+
 def test_re_applying_the_converged_stack_changes_nothing():
     done = pulumi("up", "--yes", "--expect-no-changes", "--skip-preview")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert warnings(done.stdout + done.stderr) == []
+
+
+def test_a_refresh_finds_nothing_to_change():
+    # What `pulumi up --refresh` and `pulumi refresh` start with: what the providers read back must
+    # match what the program sends, or the refresh would plan replacements.
+    done = pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def container(name: str) -> tuple[str, bool]:
+    out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Running}}", name],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    return out[0], out[1] == "true"
+
+
+def test_a_node_stopped_by_hand_is_restarted_by_up_refresh_not_replaced():
+    node = f"{STACK}-w1"
+    before, _ = container(node)
+    subprocess.run(["docker", "stop", node], check=True, capture_output=True, timeout=120)
+    done = pulumi("up", "--refresh", "--yes", "--skip-preview")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert container(node) == (before, True), f"{node} was replaced or not started"
+    assert not re.search(r"\d+ (to )?replaced?", done.stdout), done.stdout[-3000:]
+    again = pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
 
 
 def swarm_nodes() -> list[str]:
@@ -39,20 +80,30 @@ def swarm_nodes() -> list[str]:
 def test_adding_a_worker_joins_it_and_removing_it_drains_it_out_of_the_swarm():
     workers = int(pulumi("config", "get", "phoenix:workers").stdout.strip() or 2)
     new = f"{STACK}-w{workers + 1}"
+    # `up --config` saves the value (rewriting the whole stack file): the file is put back as it was.
+    stack_file = Path(__file__).resolve().parents[2] / "stacks" / f"Pulumi.{STACK}.yaml"
+    as_it_was = stack_file.read_text()
     try:
         done = pulumi("up", "--yes", "--skip-preview", "--config", f"phoenix:workers={workers + 1}")
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert f"{new} Ready" in swarm_nodes()
     finally:
         done = pulumi("up", "--yes", "--skip-preview", "--config", f"phoenix:workers={workers}")
+        stack_file.write_text(as_it_was)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert not any(line.startswith(new) for line in swarm_nodes()), "the removed worker is still in the swarm"
     assert labelled("container") and new not in subprocess.run(
         ["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
 
 
-def test_destroy_leaves_no_container_network_or_volume():
+def test_destroy_leaves_the_host_as_it_was():
+    socket_dir = pulumi("config", "get", "phoenix:socketDir").stdout.strip() or "/tmp/phoenix"
+    registry = pulumi("config", "get", "phoenix:registryPort").stdout.strip() or "5000"
     done = pulumi("destroy", "--yes", "--skip-preview")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for kind in ("container", "network", "volume"):
         assert labelled(kind) == [], f"{kind}s with io.phoenix.stack={STACK} left behind"
+    assert list(Path(socket_dir).glob(f"{STACK}-*")) == [], f"node directories left in {socket_dir}"
+    tags = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                          text=True, timeout=60).stdout.split()
+    assert [t for t in tags if t.startswith(f"127.0.0.1:{registry}/")] == [], "pushed app image tags left"

@@ -6,10 +6,8 @@ copy: the bed's hosts, the encryption salt `stack init` writes, the generated pr
 secret through stdin (never on a command line), under a generated passphrase (in the environment of
 the pulumi processes only). Nothing in the repository changes. The state goes where
 scripts/pulumi-env.sh says (the repo's .pulumi-state); the stack is removed again at the end.
-
-Stopgap until the Docker provider takes `phoenix:sshPrivateKey` itself: the pulumi processes find an
-`ssh` wrapper first on PATH that adds the bed's ssh_config (its key and known host keys), because
-the provider reaches the manager's engine with the system ssh client (`ssh://root@HOST`).
+Pulumi reaches the hosts with nothing of the bed's but the key in the stack's config: no ssh_config,
+agent or known_hosts of the test's (the Docker provider goes over mutual TLS, docs/vms.md).
 """
 from __future__ import annotations
 
@@ -51,14 +49,9 @@ class HostsStack:
             link = self.project / entry
             if not link.is_symlink():
                 link.symlink_to(ROOT / entry)
-        wrappers = bed.directory / "bin"
-        wrappers.mkdir(exist_ok=True)
-        ssh = wrappers / "ssh"
-        ssh.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {bed.ssh_config} "$@"\n')
-        ssh.chmod(0o755)
-        self.env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
-                    "PATH": f"{wrappers}:{os.environ['PATH']}"}
+        self.env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24)}
         self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        self.env.pop("SSH_AUTH_SOCK", None)  # no agent to fall back on: the stack's key or nothing
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True,
             timeout: float = 1500) -> subprocess.CompletedProcess:

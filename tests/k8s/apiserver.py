@@ -24,7 +24,9 @@ API_PORTS = range(16443, 16450)
 READY_TIMEOUT_S = 120
 KUBE_VERSION = re.search(r"KUBE_VERSION=\$\{KUBE_VERSION:-(v[0-9.]+)\}", TOOLCHAIN.read_text()).group(1)
 # executable -> the toolchain piece that provides it
-PIECES = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kubectl": "kubectl"}
+PIECES = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kubectl": "kubectl",
+          "kube-controller-manager": "kube-controller-manager"}
+NEEDED = ("etcd", "kube-apiserver", "kubectl")
 
 
 def find(exe: str) -> str | None:
@@ -33,9 +35,9 @@ def find(exe: str) -> str | None:
     return str(built) if os.access(built, os.X_OK) else None
 
 
-def missing_reason() -> str | None:
-    """Why no API server can be started here (None when everything is there)."""
-    absent = [exe for exe in PIECES if find(exe) is None]
+def missing_reason(*also: str) -> str | None:
+    """Why no API server (and the executables `also` asks for) can be started here (None when all are there)."""
+    absent = [exe for exe in (*NEEDED, *also) if find(exe) is None]
     if not absent:
         return None
     pieces = [PIECES[exe] for exe in absent]
@@ -82,6 +84,7 @@ class ApiServer:
     def start(self) -> "ApiServer":
         d = self.dir
         etcd_port, api_port = free_port(ETCD_PORTS, also_next=True), free_port(API_PORTS)
+        self.api_port = api_port
         peer = f"http://127.0.0.1:{etcd_port + 1}"
         self._spawn("etcd", [
             find("etcd"), "--name", "validation", "--data-dir", str(d / "etcd"),
@@ -108,7 +111,7 @@ class ApiServer:
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: validation\n  cluster:\n    server: https://127.0.0.1:{api_port}\n"
             # The self-signed serving certificate (and its CA) kube-apiserver writes there on start.
-            f"    certificate-authority: {d / 'certs' / 'apiserver.crt'}\n"
+            f"    certificate-authority: {self.ca_file()}\n"
             f"users:\n- name: admin\n  user:\n    token: {token}\n"
             "contexts:\n- name: validation\n  context:\n    cluster: validation\n    user: admin\n"
             "current-context: validation\n")
@@ -126,6 +129,21 @@ class ApiServer:
                 return
             time.sleep(1)
         raise RuntimeError(f"kube-apiserver not ready after {READY_TIMEOUT_S} s:\n{self.log_tail('kube-apiserver')}")
+
+    def start_controllers(self, *controllers: str) -> None:
+        """kube-controller-manager with only `controllers` (e.g. deployment-controller), as cluster admin;
+        autoscalers are synced every second."""
+        self._spawn("kube-controller-manager", [
+            find("kube-controller-manager"), f"--kubeconfig={self.kubeconfig}", f"--controllers={','.join(controllers)}",
+            "--leader-elect=false", "--secure-port=0", "--horizontal-pod-autoscaler-sync-period=1s"])
+
+    def server_address(self) -> tuple[str, int]:
+        """(host, port) of the API server."""
+        return "127.0.0.1", self.api_port
+
+    def ca_file(self) -> Path:
+        """The certificate clients verify the API server with (self-signed, written on start)."""
+        return self.dir / "certs" / "apiserver.crt"
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([find("kubectl"), f"--kubeconfig={self.kubeconfig}", *args], input=stdin,

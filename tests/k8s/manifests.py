@@ -148,3 +148,86 @@ def render(stack_file: Path, **overrides: Any) -> Rendered:
     finally:
         pulumi.runtime.set_all_config({}, [])
     return objects(mocks.resources)
+
+
+WORKLOAD_TEMPLATES = {
+    "Deployment": ("spec", "template"), "StatefulSet": ("spec", "template"), "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"), "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+def pod_template(obj: dict) -> dict | None:
+    """The pod template of a workload object (None for other kinds)."""
+    path = WORKLOAD_TEMPLATES.get(obj["kind"])
+    template = obj
+    for key in path or ():
+        template = template.get(key) or {}
+    return template if path else None
+
+
+def pod_of(obj: dict) -> dict:
+    """The Pod a workload's controller would create from its template (for admission checks)."""
+    template = pod_template(obj)
+    meta = obj["metadata"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {**template.get("metadata", {}), "name": f"{meta['name']}-{obj['kind'].lower()}-pod",
+                         **({"namespace": meta["namespace"]} if meta.get("namespace") else {})},
+            "spec": template["spec"]}
+
+
+def dangling_references(objs: list[dict]) -> list[str]:
+    """References between rendered objects that point at nothing rendered: an autoscaler's target, an
+    Ingress backend (service and port), a RoleBinding's Role and ServiceAccounts, a pod template's
+    ServiceAccount, a Service or PodDisruptionBudget selector that selects no pod template."""
+    def key(kind: str, ns: str | None, name: str) -> tuple:
+        return kind, ns or "", name
+    index = {key(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objs}
+    pods = [(o["metadata"].get("namespace", ""), (pod_template(o).get("metadata") or {}).get("labels") or {}, o)
+            for o in objs if pod_template(o) is not None]
+    problems = []
+
+    def where(o: dict) -> str:
+        return f"{o['kind']} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
+
+    def selects(ns: str, match: dict) -> bool:
+        return any(pns == ns and match and all(labels.get(k) == v for k, v in match.items()) for pns, labels, _ in pods)
+
+    for o in objs:
+        ns, spec = o["metadata"].get("namespace", ""), o.get("spec") or {}
+        if o["kind"] == "HorizontalPodAutoscaler":
+            ref = spec.get("scaleTargetRef", {})
+            if key(ref.get("kind"), ns, ref.get("name")) not in index:
+                problems.append(f"{where(o)}: scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not rendered")
+        elif o["kind"] == "Ingress":
+            backends = [p.get("backend", {}) for r in spec.get("rules", []) for p in (r.get("http") or {}).get("paths", [])]
+            backends += [spec["defaultBackend"]] if spec.get("defaultBackend") else []
+            for b in (b.get("service") for b in backends):
+                if not b:
+                    continue
+                svc = index.get(key("Service", ns, b["name"]))
+                port = b.get("port", {})
+                if svc is None:
+                    problems.append(f"{where(o)}: backend Service {b['name']} is not rendered")
+                elif not any(port.get("number") == p.get("port") or (port.get("name") and port.get("name") == p.get("name"))
+                             for p in (svc.get("spec") or {}).get("ports", [])):
+                    problems.append(f"{where(o)}: Service {b['name']} has no port {port}")
+        elif o["kind"] == "RoleBinding":
+            ref = o.get("roleRef", {})
+            if ref.get("kind") == "Role" and key("Role", ns, ref.get("name")) not in index:
+                problems.append(f"{where(o)}: roleRef Role {ref.get('name')} is not rendered")
+            for s in o.get("subjects", []):
+                sns = s.get("namespace", ns)
+                if s.get("kind") == "ServiceAccount" and s.get("name") != "default" \
+                        and key("ServiceAccount", sns, s.get("name")) not in index:
+                    problems.append(f"{where(o)}: subject ServiceAccount {sns}/{s.get('name')} is not rendered")
+        elif o["kind"] in ("Service", "PodDisruptionBudget"):
+            match = spec.get("selector") if o["kind"] == "Service" else (spec.get("selector") or {}).get("matchLabels")
+            if match and not selects(ns, match):
+                problems.append(f"{where(o)}: selector {match} selects no rendered pod template")
+        template = pod_template(o)
+        if template is not None:
+            sa = (template.get("spec") or {}).get("serviceAccountName")
+            if sa and sa != "default" and key("ServiceAccount", ns, sa) not in index:
+                problems.append(f"{where(o)}: serviceAccountName {sa} is not rendered")
+    return problems

@@ -5,8 +5,10 @@ RBAC exist only when on), the program runs under the unit-test mocks (tests/k8s/
 each `kubernetes:` resource becomes the object it stands for. A kube-apiserver of the pinned release
 (scripts/k8s-toolchain.sh) then validates each with `kubectl apply --server-side --dry-run=server`,
 as pulumi-kubernetes applies them (server-side apply): schema, unknown fields, value checks and
-admission, exactly as a cluster would. Namespaces are created for real first, so that the objects in
-them pass namespace admission.
+admission, exactly as a cluster would; a warning counts as a refusal. Namespaces and ServiceAccounts
+are created for real, so that the objects in them pass namespace admission and the pods that each
+workload's controller would create from its template (also checked, `--dry-run=server`) pass the
+ServiceAccount admission.
 """
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ import json
 import pytest
 
 from tests.k8s import apiserver
-from tests.k8s.manifests import kubernetes_stacks, render, stack_name
+from tests.k8s.manifests import kubernetes_stacks, pod_of, pod_template, render, stack_name
 
 reason = apiserver.missing_reason()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
 
 STACKS = kubernetes_stacks()
 FIELD_MANAGER = "phoenix-validation"
+CREATED = ("Namespace", "ServiceAccount")
+"""Kinds applied for real (no controller here deletes a namespace, so namespaces stay)."""
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +48,35 @@ def describe(obj: dict) -> str:
     return f"{obj['kind']} {meta.get('namespace', '') + '/' if meta.get('namespace') else ''}{meta['name']}"
 
 
+def refusal(done) -> str | None:
+    """The server's refusal or warning, None when it accepted silently."""
+    warned = [line for line in done.stderr.splitlines() if line.startswith("Warning:")]
+    return done.stderr.strip() if done.returncode != 0 else ("\n".join(warned) or None)
+
+
 @pytest.mark.parametrize("phoenix", [False, True], ids=["phoenix-off", "phoenix-on"])
 @pytest.mark.parametrize("stack_file", STACKS, ids=[stack_name(f) for f in STACKS])
 def test_every_rendered_object_is_accepted(server, stack_file, phoenix):
     rendered = render(stack_file, phoenix=phoenix)
     assert any(o["kind"] == "Deployment" for o in rendered.objects), "the stack renders no Deployment"
+    created = [o for o in rendered.objects if o["kind"] in CREATED]
+    created.sort(key=lambda o: o["kind"] != "Namespace")
+    others = [o for o in rendered.objects if o["kind"] not in CREATED]
+    pods = [pod_of(o) for o in others if pod_template(o) is not None]
+    # What kube-controller-manager would add to each namespace (there is none here).
+    defaults = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
+                for n in {o["metadata"]["name"] for o in created if o["kind"] == "Namespace"}]
     refused = []
-    for obj in rendered.objects:
-        # Namespaces for real (the others are admitted only into an existing namespace).
-        done = apply(server, obj, dry_run=obj["kind"] != "Namespace")
-        if done.returncode != 0:
-            refused.append(f"{describe(obj)}: {done.stderr.strip()}")
+    try:
+        for obj in created + defaults + others + pods:
+            why = refusal(apply(server, obj, dry_run=obj["kind"] not in CREATED))
+            if why:
+                refused.append(f"{describe(obj)}: {why}")
+    finally:
+        # ServiceAccounts go again, so that the next render cannot lean on this one's.
+        for sa in (o for o in created if o["kind"] == "ServiceAccount"):
+            server.kubectl("delete", "serviceaccount", sa["metadata"]["name"], "-n", sa["metadata"].get("namespace", "default"),
+                           "--ignore-not-found")
     assert not refused, "the API server refused:\n" + "\n".join(refused)
     assert not rendered.skipped, f"not validated (not single API objects): {rendered.skipped}"
 
@@ -89,3 +111,10 @@ def test_a_broken_object_is_refused_with_the_field_error(server, deployment, bre
     error = error.replace("%s", broken["spec"]["template"]["spec"]["containers"][0]["name"])
     done = apply(server, broken)
     assert done.returncode != 0 and error in done.stderr, done.stderr
+
+
+def test_a_pod_whose_service_account_is_missing_is_refused(server, deployment):
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["template"]["spec"]["serviceAccountName"] = "missing"
+    done = apply(server, pod_of(broken))
+    assert done.returncode != 0 and 'serviceaccount "missing" not found' in done.stderr, done.stderr

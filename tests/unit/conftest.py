@@ -44,14 +44,20 @@ users:
 
 def _script_action(command: str) -> tuple[str, list[str]]:
     """For `... sh -c SCRIPT PROGRAM ACTION ARGS [; }]`: (ACTION, ARGS); ("", []) for other commands."""
+    program, rest = _script_call(command)
+    return (rest[0], rest[1:]) if rest else ("", [])
+
+
+def _script_call(command: str) -> tuple[str, list[str]]:
+    """For `... -c SCRIPT PROGRAM ARGS [; }]`: (PROGRAM, ARGS); ("", []) for other commands."""
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:
         argv = list(lexer)
     except ValueError:
         return "", []
-    if "-c" in argv:
-        rest = argv[argv.index("-c") + 3:]
+    if "-c" in argv and len(argv) > argv.index("-c") + 2:
+        rest = argv[argv.index("-c") + 2:]
         # The argv ends where the shell line goes on (`; }` of a guarded delete, `&&`, `|`).
         ends = [i for i, token in enumerate(rest) if token in (";", "}", "&&", "||", "|")]
         rest = rest[:ends[0]] if ends else rest
@@ -60,12 +66,34 @@ def _script_action(command: str) -> tuple[str, list[str]]:
     return "", []
 
 
+# An SSH host key as scripts/hostkey.sh prints it, and the engine certificates' JSON (fake PEMs).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheMockHost0000000000000000000"
+ENGINE_CLIENT_KEY = "-----BEGIN PRIVATE KEY-----\nengine-client-key-secret\n-----END PRIVATE KEY-----\n"
+
+
+def _pem(kind: str, body: str) -> str:
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def _engine_certs(args: list[str]) -> str:
+    if args[:1] == ["ca"]:
+        return json.dumps({"ca": _pem("CERTIFICATE", "engine-ca"), "caKey": _pem("PRIVATE KEY", "engine-ca-key-secret"),
+                           "cert": _pem("CERTIFICATE", "engine-client"), "key": ENGINE_CLIENT_KEY})
+    return json.dumps({"cert": _pem("CERTIFICATE", f"engine-server-{args[1]}"),
+                       "key": _pem("PRIVATE KEY", f"engine-server-key-secret-{args[1]}")})
+
+
 APP_DIGEST = "sha256:" + "d" * 64
 APP_IMAGE_ID = "sha256:" + "e" * 64
 """What `swarm.sh load` prints on a host: the loaded image's ID."""
 
 
 def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
+    program, call = _script_call(args.inputs.get("create", ""))
+    if program == "hostkey":
+        return {"stdout": HOST_KEY, "stderr": ""}
+    if program == "engine-certs":
+        return {"stdout": _engine_certs(call), "stderr": ""}
     if "secrets.token_hex" in args.inputs.get("create", ""):  # the k3s cluster token
         return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
     pushed = re.search(r"docker push -q (\S+):", args.inputs.get("create", ""))
@@ -108,6 +136,8 @@ def server_ipv4(name: str) -> str:
 class Mocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
+        self.delete_first: set[str] = set()
+        """Names of resources registered with delete_before_replace."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(args)
@@ -125,10 +155,19 @@ class Mocks(pulumi.runtime.Mocks):
         return {r.name: r.inputs for r in self.resources if r.typ == typ}
 
 
+class _Monitor(pulumi.runtime.mocks.MockMonitor):
+    """Also records the resource options that never reach `Mocks.new_resource`."""
+
+    def RegisterResource(self, request):
+        if request.deleteBeforeReplace:
+            self.mocks.delete_first.add(request.name)
+        return super().RegisterResource(request)
+
+
 @pytest.fixture
 def mocks() -> Mocks:
     m = Mocks()
-    pulumi.runtime.set_mocks(m, project="phoenix", stack="test", preview=False)
+    pulumi.runtime.set_mocks(m, project="phoenix", stack="test", preview=False, monitor=_Monitor(m))
     return m
 
 

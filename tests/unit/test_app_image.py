@@ -8,7 +8,7 @@ import pytest
 from components import orchestrators
 from components.apps.app_image import AppImage, pushed_digest, same_everywhere
 from components.nodes.registry import Registry
-from tests.unit.conftest import APP_DIGEST, APP_IMAGE_ID, _script_action
+from tests.unit.conftest import APP_DIGEST, APP_IMAGE_ID, HOST_KEY, _script_action
 
 
 def test_pushed_digest_picks_the_registry_the_image_was_pushed_to():
@@ -51,7 +51,8 @@ def test_destroy_removes_the_pushed_tag_and_nothing_else(mocks):
 def host_nodes():
     from components.nodes.node import Node, Ssh
     return [Node(name=n, role=r, address=f"10.0.0.{i}", docker_host="", public_address=f"10.0.0.{i}",
-                 connection=Ssh(host=f"10.0.0.{i}", user="root", port=22, private_key=pulumi.Output.secret("K")))
+                 connection=Ssh(host=f"10.0.0.{i}", user="root", port=22, private_key=pulumi.Output.secret("K"),
+                                host_key=HOST_KEY))
             for i, (n, r) in enumerate([("m0", "manager"), ("w1", "worker")])]
 
 

@@ -1,6 +1,8 @@
 """Hetzner Cloud VMs: network, firewall (exactly the orchestrator's ports), SSH key, servers with
 cloud-init, nodes at the servers' addresses, Swarm join wiring over SSH, the private key secret."""
 import json
+import re
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -61,6 +63,7 @@ def test_swarm_firewall_opens_exactly_the_swarm_ports_between_nodes(mocks, confi
         assert rules_of(mocks) == {
             ("in", "tcp", "22", ("198.51.100.0/24",)),
             ("in", "tcp", "8080", ("0.0.0.0/0", "::/0")),
+            ("in", "tcp", "2376", ("198.51.100.0/24",)),
             ("in", "tcp", "2377", ("10.20.0.0/16",)),
             ("in", "tcp", "7946", ("10.20.0.0/16",)),
             ("in", "udp", "7946", ("10.20.0.0/16",)),
@@ -140,7 +143,7 @@ def test_nodes_use_private_addresses_between_them_and_public_ones_for_ssh(mocks,
         publics, docker_hosts = values[:3], values[3:6]
         assert [n.address for n in vms.nodes] == ["10.20.0.10", "10.20.0.100", "10.20.0.101"]
         assert publics == [server_ipv4("test-m0"), server_ipv4("test-w1"), server_ipv4("test-w2")]
-        assert docker_hosts == [f"ssh://root@{ip}:22" for ip in publics]
+        assert docker_hosts == [f"tcp://{publics[0]}:2376", None, None]
         prepares = {k: v for k, v in mocks.of(REMOTE).items() if "-prepare-" in k}
         assert sorted(prepares) == ["test-hosts-prepare-test-m0", "test-hosts-prepare-test-w1",
                                     "test-hosts-prepare-test-w2"]
@@ -153,7 +156,7 @@ def test_nodes_use_private_addresses_between_them_and_public_ones_for_ssh(mocks,
 def test_nodes_wait_for_their_server_and_every_prepare(mocks, config):
     vms = build(config)
     for node, server in zip(vms.nodes, vms.servers):
-        assert len(node.ready) == 3
+        assert len(node.ready) == 3 + 1  # the prepare commands and the manager's engine gateway
         assert node.replace_key is server.id
 
 
@@ -194,3 +197,41 @@ def test_private_addresses_follow_the_container_offsets():
 def test_cloud_needs_the_public_key(config):
     with pytest.raises(ConfigError, match="sshPublicKey"):
         config(substrate="cloud", sshPrivateKey="(secret)", cloud=json.dumps({}))
+
+
+@pulumi.runtime.test
+def test_servers_and_key_are_deleted_before_they_are_replaced(mocks, config):
+    # Fixed names and private IPs: Hetzner refuses a second server with either while the old exists.
+    vms = build(config, managers=1, workers=1)
+
+    def check(_):
+        assert {"test-m0", "test-w1", "test-key"} <= mocks.delete_first
+    return all_ready(vms).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_subnet_is_in_the_network_zone_of_the_location(mocks, config):
+    vms = build(config, cloud={"location": "ash", "adminCidrs": ["198.51.100.0/24"]})
+
+    def check(_):
+        assert mocks.of("hcloud:index/networkSubnet:NetworkSubnet")["test-subnet"]["networkZone"] == "us-east"
+    return all_ready(vms).apply(check)
+
+
+@pytest.mark.parametrize("cloud, hint", [
+    ({"location": "fra1", "adminCidrs": ["198.51.100.0/24"]}, "cloud.location = 'fra1' is invalid: a Hetzner Cloud location: fsn1 (eu-central)"),
+    ({"location": "fsn1"}, "cloud.adminCidrs = None is invalid: a list of the CIDRs you administer from"),
+    ({"adminCidrs": ["0.0.0.0/0"]}, "cloud.adminCidrs = '0.0.0.0/0' is invalid: the addresses you administer from"),
+    ({"adminCidrs": ["198.51.100.0/24", "::/0"]}, "cloud.adminCidrs = '::/0' is invalid"),
+])
+def test_cloud_location_and_admin_cidrs_are_checked(config, cloud, hint):
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        config(substrate="cloud", sshPrivateKey="(secret)", sshPublicKey=PUBLIC_KEY, cloud=json.dumps(cloud))
+
+
+def test_the_example_cloud_stack_makes_the_operator_set_admin_cidrs(config):
+    stack = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "Pulumi.cloud.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: v for k, v in stack.items() if k.startswith("phoenix:")}
+    with pytest.raises(ConfigError, match=r"cloud.adminCidrs = None is invalid"):
+        config(sshPrivateKey="(secret)", sshPublicKey=PUBLIC_KEY,
+               **{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in raw.items()})

@@ -1,9 +1,13 @@
 """Stack config validation: pure functions, no Pulumi engine or mocks involved."""
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, declared, parse
+import components.config as config_module
+from components.config import BUILTIN_PASSPHRASE, ConfigError, declared, parse, passphrase_problem
 
 
 def test_defaults_come_from_the_project_file():
@@ -111,6 +115,41 @@ def test_ssh_hosts_set_the_node_counts():
     assert (cfg.nodes.managers, cfg.nodes.workers) == (1, 2)
     assert cfg.nodes.hosts[1].port == 2222 and cfg.nodes.hosts[1].user == "ops"
     assert cfg.nodes.hosts[2].user == "admin"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project directory with a stacks/ folder, for stack files with a secrets provider."""
+    (tmp_path / "stacks").mkdir()
+    monkeypatch.setattr(config_module, "PROJECT_FILE", tmp_path / "Pulumi.yaml")
+    return tmp_path
+
+
+def test_built_in_passphrase_is_refused_for_machines_with_how_to_set_one(project):
+    problem = passphrase_problem("ssh", "prod", {"PULUMI_CONFIG_PASSPHRASE": BUILTIN_PASSPHRASE})
+    assert "export PULUMI_CONFIG_PASSPHRASE=<passphrase>" in problem and "PULUMI_CONFIG_PASSPHRASE_FILE" in problem
+    assert "pulumi stack change-secrets-provider passphrase" in problem
+    assert "hcloud:token" in passphrase_problem("cloud", "prod", {"PULUMI_CONFIG_PASSPHRASE": BUILTIN_PASSPHRASE})
+
+
+def test_built_in_passphrase_from_a_file_is_refused_too(project):
+    (project / "pass").write_text(BUILTIN_PASSPHRASE + "\n")
+    assert passphrase_problem("cloud", "prod", {"PULUMI_CONFIG_PASSPHRASE_FILE": str(project / "pass")})
+
+
+def test_own_passphrase_a_kms_or_a_local_stack_pass(project):
+    assert passphrase_problem("ssh", "prod", {"PULUMI_CONFIG_PASSPHRASE": "my own"}) is None
+    assert passphrase_problem("docker", "local", {"PULUMI_CONFIG_PASSPHRASE": BUILTIN_PASSPHRASE}) is None
+    (project / "stacks" / "Pulumi.prod.yaml").write_text("secretsprovider: awskms://alias/x?region=eu-central-1\n")
+    assert passphrase_problem("ssh", "prod", {"PULUMI_CONFIG_PASSPHRASE": BUILTIN_PASSPHRASE}) is None
+
+
+def test_the_built_in_passphrase_is_what_pulumi_env_sets():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "pulumi-env.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    out = subprocess.run(["bash", "-c", f"source {script} && printf %s \"$PULUMI_CONFIG_PASSPHRASE\""], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out == BUILTIN_PASSPHRASE
 
 
 def test_capabilities_are_stored_without_the_cap_prefix_whichever_way_they_were_written():

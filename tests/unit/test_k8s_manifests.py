@@ -1,9 +1,10 @@
-"""The conversion behind the API-server validation (tests/k8s): resources recorded by the mocks -> API objects."""
+"""The conversion behind the API-server validation (tests/k8s): resources recorded by the mocks -> API objects,
+and the references between rendered objects that no API server checks."""
 import pytest
 
 from tests.k8s.manifests import (
-    SECRET_PLACEHOLDER, NotAnObject, api_version_kind, auto_name, kubernetes_stacks, manifest, plain,
-    render, stack_config)
+    SECRET_PLACEHOLDER, NotAnObject, api_version_kind, auto_name, dangling_references, kubernetes_stacks, manifest,
+    plain, pod_of, render, stack_config)
 
 SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s3cret"}
 
@@ -81,3 +82,68 @@ def test_the_local_k3s_stack_renders_its_app_and_with_phoenix_mode_the_phoenix_c
     assert sorted(kind for kind, _ in named(on) - named(off)) == ["CronJob", "Role", "RoleBinding", "ServiceAccount"]
     web = next(o for o in off.objects if o["kind"] == "Service" and o["metadata"]["name"] == "web")
     assert web["spec"]["ports"][0]["port"] == 8080 and isinstance(web["spec"]["ports"][0]["port"], int)
+
+
+def _app() -> list[dict]:
+    labels = {"app": "web"}
+    template = {"metadata": {"labels": labels}, "spec": {"serviceAccountName": "ctl", "containers": [{"name": "c"}]}}
+    meta = {"namespace": "ns"}
+    return [
+        {"kind": "ServiceAccount", "metadata": {**meta, "name": "ctl"}},
+        {"kind": "Role", "metadata": {**meta, "name": "ctl"}},
+        {"kind": "RoleBinding", "metadata": {**meta, "name": "ctl"}, "roleRef": {"kind": "Role", "name": "ctl"},
+         "subjects": [{"kind": "ServiceAccount", "name": "ctl", "namespace": "ns"}]},
+        {"kind": "Deployment", "metadata": {**meta, "name": "web"}, "spec": {"template": template}},
+        {"kind": "CronJob", "metadata": {**meta, "name": "job"},
+         "spec": {"jobTemplate": {"spec": {"template": template}}}},
+        {"kind": "Service", "metadata": {**meta, "name": "web"},
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": 8080}]}},
+        {"kind": "PodDisruptionBudget", "metadata": {**meta, "name": "web"}, "spec": {"selector": {"matchLabels": labels}}},
+        {"kind": "HorizontalPodAutoscaler", "metadata": {**meta, "name": "web"},
+         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}},
+        {"kind": "Ingress", "metadata": {**meta, "name": "web"}, "spec": {"rules": [{"http": {"paths": [
+            {"backend": {"service": {"name": "web", "port": {"number": 8080}}}}]}}]}},
+    ]
+
+
+def test_a_consistent_app_has_no_dangling_reference():
+    assert dangling_references(_app()) == []
+
+
+def _without(kind: str) -> list[dict]:
+    return [o for o in _app() if o["kind"] != kind]
+
+
+@pytest.mark.parametrize("objs, problem", [
+    (_without("ServiceAccount"), "RoleBinding ns/ctl: subject ServiceAccount ns/ctl is not rendered"),
+    (_without("ServiceAccount"), "CronJob ns/job: serviceAccountName ctl is not rendered"),
+    (_without("Role"), "RoleBinding ns/ctl: roleRef Role ctl is not rendered"),
+    (_without("Service"), "Ingress ns/web: backend Service web is not rendered"),
+    (_without("Deployment"), "HorizontalPodAutoscaler ns/web: scaleTargetRef Deployment/web is not rendered"),
+    ([o for o in _app() if o["kind"] not in ("Deployment", "CronJob")],
+     "Service ns/web: selector {'app': 'web'} selects no rendered pod template"),
+    ([o for o in _app() if o["kind"] not in ("Deployment", "CronJob")],
+     "PodDisruptionBudget ns/web: selector {'app': 'web'} selects no rendered pod template"),
+], ids=["binding-subject", "pod-service-account", "role", "ingress-backend", "hpa-target", "service-selector",
+        "pdb-selector"])
+def test_each_dangling_reference_is_named(objs, problem):
+    assert problem in dangling_references(objs)
+
+
+def test_an_ingress_backend_port_the_service_lacks_is_named():
+    objs = _app()
+    objs[-1]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {"number": 80}
+    assert dangling_references(objs) == ["Ingress ns/web: Service web has no port {'number': 80}"]
+
+
+def test_the_pod_of_a_cronjob_comes_from_its_job_template():
+    pod = pod_of(next(o for o in _app() if o["kind"] == "CronJob"))
+    assert pod["kind"] == "Pod" and pod["metadata"] == {"labels": {"app": "web"}, "name": "job-cronjob-pod",
+                                                         "namespace": "ns"}
+    assert pod["spec"]["serviceAccountName"] == "ctl"
+
+
+@pytest.mark.parametrize("phoenix", [False, True])
+def test_the_kubernetes_stacks_render_no_dangling_reference(phoenix):
+    for stack in kubernetes_stacks():
+        assert dangling_references(render(stack, phoenix=phoenix).objects) == [], stack.name

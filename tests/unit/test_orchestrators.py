@@ -114,7 +114,8 @@ def test_a_new_orchestrators_ports_shape_the_cloud_firewall(fake):
     opened = {(r.port, tuple(r.source_ips)) for r in rules}
     assert opened == {("22", ("198.51.100.0/24",)), ("8080", ("0.0.0.0/0", "::/0")),
                       ("7001", ("10.0.0.0/16",)), ("7002", ("10.0.0.10/32",)),
-                      ("7003", ("198.51.100.0/24",)), ("7003", ("10.0.0.0/16",))}
+                      ("7003", ("198.51.100.0/24",)), ("7003", ("10.0.0.0/16",)),
+                      ("2376", ("198.51.100.0/24",))}  # hosts with docker: the engine gateway, for admins
 
 
 def test_the_cluster_deploys_a_new_orchestrator_chosen_by_name(mocks, exports, fake):  # noqa: F811

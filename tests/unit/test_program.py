@@ -65,6 +65,30 @@ def test_bad_config_stops_the_program_before_any_resource(mocks, exports):
     assert mocks.resources == [] and exports == {}
 
 
+HOSTS = [{"name": "a", "address": "192.0.2.10", "role": "manager"}]
+
+
+@pytest.mark.parametrize("substrate, config", [
+    ("ssh", {"hosts": HOSTS}),
+    ("cloud", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI phoenix@test",
+               "cloud": {"adminCidrs": ["198.51.100.0/24"]}}),
+])
+def test_machines_refuse_the_built_in_passphrase_before_any_resource(mocks, exports, monkeypatch, substrate, config):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "local-dev-only")
+    with pytest.raises(Exception, match="export PULUMI_CONFIG_PASSPHRASE=<passphrase>"):
+        run_program(substrate=substrate, sshPrivateKey="k", **config)
+    assert mocks.resources == [] and exports == {}
+
+
+def test_machines_run_with_an_own_passphrase_and_local_stacks_with_the_built_in_one(mocks, exports, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
+    run_program(substrate="ssh", sshPrivateKey="k", hosts=HOSTS)
+    assert "appUrl" in exports
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "local-dev-only")
+    run_program()
+    assert "appUrl" in exports
+
+
 def test_a_misspelt_key_in_the_stack_config_is_refused(mocks, exports):
     # pulumi.Config reads only the keys it is asked for: the program must look at the whole map.
     with pytest.raises(pulumi.RunError, match="phoenix:webReplica = .*did you mean phoenix:webReplicas"):
@@ -114,3 +138,17 @@ def test_swarm_services_on_hosts_name_the_image_each_host_loaded(mocks, exports)
     assert services and {s["taskSpec"]["containerSpec"]["image"] for s in services.values()} == {APP_IMAGE_ID}
     loads = [k for k in mocks.of("command:local:Command") if "-load-" in k]
     assert sorted(loads) == ["phoenix-image-load-m0", "phoenix-image-load-w1"]
+
+
+@pulumi.runtime.test
+def test_ssh_hosts_export_the_engine_endpoint_and_its_client_credentials_as_a_secret(mocks, exports, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
+    run_program(substrate="ssh", sshPrivateKey="k", hosts=HOSTS)
+
+    async def check():
+        host = pulumi.Output.from_input(exports["dockerHost"])
+        assert await host.future() == "tcp://192.0.2.10:2376" and not await host.is_secret()
+        tls = pulumi.Output.from_input(exports["dockerTls"])
+        assert await tls.is_secret()
+        assert set(json.loads(await tls.future())) == {"ca", "cert", "key"}  # what `make context` writes
+    return pulumi.Output.from_input(exports["appUrl"]).apply(lambda _: check())

@@ -14,7 +14,7 @@ from components.nodes.node import Ssh
 from components.nodes.ssh_hosts import PREPARE_SCRIPT, SshHosts
 from components import orchestrators
 from components.orchestrators.swarm import LOADER, Swarm
-from tests.unit.conftest import APP_IMAGE_ID, WORKER_TOKEN, _script_action, settled
+from tests.unit.conftest import APP_IMAGE_ID, HOST_KEY, WORKER_TOKEN, _script_action, settled
 
 REMOTE = "command:remote:Command"
 LOCAL = "command:local:Command"
@@ -63,9 +63,12 @@ def test_hosts_become_nodes_managers_first_with_ssh_connections(mocks, config):
     assert (w1.connection.user, w1.connection.port) == ("deploy", 22)
     assert m1.address == m1.public_address == "192.0.2.11"
 
-    def check(docker_hosts):
-        assert docker_hosts == ["ssh://admin@192.0.2.11:2222", "ssh://deploy@192.0.2.21:22", "ssh://admin@192.0.2.22:22"]
-    return pulumi.Output.all(*[n.docker_host for n in hosts.nodes]).apply(check)
+    # Only the manager's engine is reachable, and only over mutual TLS (the gateway's port).
+    assert w1.docker_host is None and w1.docker_tls is None and m1.docker_tls is not None
+
+    def check(docker_host):
+        assert docker_host == "tcp://192.0.2.11:2376"
+    return pulumi.Output.from_input(m1.docker_host).apply(check)
 
 
 @pulumi.runtime.test
@@ -104,9 +107,9 @@ def test_every_node_waits_for_every_host_to_be_prepared(mocks, config):
     # One unreachable host fails `pulumi up` before any host inits or joins: nothing half-joined.
     hosts = build(config)
     prepared = list(hosts.prepared.values())
-    assert len(prepared) == 3
+    assert len(prepared) == 3 and list(hosts.gateways) == ["m1"]
     for node in hosts.nodes:
-        assert list(node.ready) == prepared
+        assert list(node.ready) == [*prepared, hosts.gateways["m1"]]
 
 
 @pulumi.runtime.test
@@ -145,11 +148,13 @@ def test_app_image_is_streamed_to_each_host_without_putting_the_key_on_a_command
         producer, consumer = line.split(" | ", 1)
         assert "docker save phoenix/sample-app:" in producer
         argv = shlex.split(consumer)
-        assert argv[:3] == ["ssh", "-i", "$key"]
+        assert argv[:5] == ["ssh", "-i", "$ssh_dir/key", "-o", "UserKnownHostsFile=$ssh_dir/known_hosts"]
         assert "admin@192.0.2.11" in argv and argv[argv.index("-p") + 1] == "2222"
         assert _script_action(argv[-1]) == ("load", [])
-        env = loads["img-load-m1"]["environment"]
-        assert unsecret(env) == ({"PHOENIX_SSH_KEY": KEY}, True) or unsecret(env["PHOENIX_SSH_KEY"]) == (KEY, True)
+        env, env_secret = unsecret(loads["img-load-m1"]["environment"])
+        assert env_secret or unsecret(env["PHOENIX_SSH_KEY"])[1]
+        assert unsecret(env["PHOENIX_SSH_KEY"])[0] == KEY
+        assert unsecret(env["PHOENIX_SSH_HOST_KEY"])[0] == HOST_KEY  # the key recorded at first contact
         for inputs in loads.values():
             assert "secret-key-material" not in inputs["create"]
     return image.ref.apply(check)
@@ -215,11 +220,36 @@ def test_ssh_argv_refuses_a_host_known_only_at_deploy_time(mocks):
         Ssh(pulumi.Output.from_input("192.0.2.5"), "root", 22, KEY).argv(["true"])
 
 
-def test_pipe_line_writes_the_key_from_the_environment_and_removes_it():
-    line = Ssh("h", "root", 22, KEY).pipe_line("192.0.2.5", "cat img.tar", ["docker", "load", "-q"])
-    assert line.startswith('key=$(mktemp) && trap \'rm -f "$key"\' EXIT && printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$key" && ')
-    assert 'cat img.tar | ssh -i "$key" ' in line
+def test_pipe_line_writes_key_and_host_key_from_the_environment_and_removes_them():
+    line = Ssh("h", "root", 22, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "cat img.tar", ["docker", "load", "-q"])
+    assert line.startswith('umask 077 && ssh_dir=$(mktemp -d) && trap \'rm -rf "$ssh_dir"\' EXIT && '
+                           'printf \'%s\\n\' "$PHOENIX_SSH_KEY" > "$ssh_dir/key" && '
+                           'printf \'%s %s\\n\' 192.0.2.5 "$PHOENIX_SSH_HOST_KEY" > "$ssh_dir/known_hosts" && ')
+    other_port = Ssh("h", "root", 2222, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "true", ["true"])
+    assert "printf '%s %s\\n' '[192.0.2.5]:2222' \"$PHOENIX_SSH_HOST_KEY\"" in other_port
+    assert 'cat img.tar | ssh -i "$ssh_dir/key" -o UserKnownHostsFile="$ssh_dir/known_hosts" ' in line
     assert line.endswith("root@192.0.2.5 'docker load -q'")
+
+
+def test_pipe_accepts_only_the_pinned_host_key_and_only_the_stack_key():
+    argv = shlex.split(Ssh("h", "root", 22, KEY, host_key=HOST_KEY).pipe_line("192.0.2.5", "true", ["true"]).split(" | ")[1])
+    options = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
+    assert {"StrictHostKeyChecking=yes", "GlobalKnownHostsFile=/dev/null",
+            "IdentitiesOnly=yes", "IdentityAgent=none"} <= options
+    assert argv[argv.index("-F") + 1] == "none"  # no ~/.ssh/config of the operator
+
+
+def test_pipe_refuses_a_host_without_a_known_key(mocks):
+    with pytest.raises(ValueError, match="host keys are always verified"):
+        Ssh("192.0.2.5", "root", 22, KEY).pipe("p", "true", ["true"])
+
+
+def test_no_ssh_in_the_repository_skips_host_key_checking():
+    root = Path(__file__).resolve().parents[2]
+    offenders = [str(p.relative_to(root)) for d in ("components", "scripts", "tests", "images", "docs", "stacks")
+                 for p in (root / d).rglob("*") if p.is_file() and p.suffix in (".py", ".sh", ".md", ".yaml", "")
+                 and p != Path(__file__) and "StrictHostKeyChecking=no" in p.read_text(errors="ignore")]
+    assert offenders == []
 
 
 def run_prepare(*args, env=None):

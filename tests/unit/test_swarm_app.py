@@ -142,3 +142,23 @@ def test_services_go_through_the_provider_given_to_the_component(mocks, config):
             if r.typ in (SERVICE, "docker:index/network:Network"):
                 assert r.provider and "manager" in r.provider, f"{r.name} uses {r.provider!r}"
     return settled(*app.services.values()).apply(check)
+
+
+@pytest.mark.parametrize("image, platforms", [
+    ("reg:5000/phoenix/sample-app:abc@sha256:" + "d" * 64, [{"architecture": "amd64", "os": "linux"}]),
+    ("phoenix/sample-app:abc", []),
+])
+def test_services_carry_the_platforms_swarm_records_for_a_registry_image(mocks, config, monkeypatch, image, platforms):
+    # Swarm fills them in when it resolves the image in a registry: sent as read back, a refresh changes nothing.
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    cfg = config()
+
+    @pulumi.runtime.test
+    def run():
+        app = SwarmApp("app", {"services": sample_services(cfg.app), "image": image, "app": cfg.app, "labels": cfg.labels})
+
+        def check(_):
+            for s in mocks.of(SERVICE).values():
+                assert s["taskSpec"]["placement"].get("platforms", []) == platforms
+        return settled(*app.services.values()).apply(check)
+    run()

@@ -1,4 +1,5 @@
 """The Swarm bootstrap script's logic, run by sh against a fake `docker` that logs its calls."""
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -19,7 +20,16 @@ case "$1 $2" in
       *LocalNodeState*) cat "$STATE/state" 2>/dev/null || echo inactive ;;
       *NodeID*) echo node-abc ;;
     esac ;;
-  "swarm init"|"swarm join") echo active > "$STATE/state" ;;
+  "swarm init") echo active > "$STATE/state" ;;
+  "system dial-stdio")  # the Engine API: keeps the request, fails while $STATE/refusals counts down
+    cat > "$STATE/request"
+    n=$(cat "$STATE/refusals" 2>/dev/null || echo 0)
+    if [ "$n" -gt 0 ]; then
+      echo $((n - 1)) > "$STATE/refusals"
+      printf 'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{"message":"manager unreachable"}\n'
+    else
+      echo active > "$STATE/state"; printf 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'
+    fi ;;
   "swarm leave") has fail-leave && exit 1; echo inactive > "$STATE/state" ;;
   "swarm join-token") echo "TOKEN-$4" ;;
   "node ls")
@@ -92,10 +102,27 @@ def test_init_is_idempotent(run):
     assert done.returncode == 0 and calls == []
 
 
-def test_join_reads_the_token_from_stdin(run):
-    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin="SECRET\n")
+def test_join_sends_the_token_from_stdin_in_the_api_request_body_never_in_argv(run, tmp_path):
+    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin="SWMTKN-1-SECRET\n")
     assert done.returncode == 0, done.stderr
-    assert calls == ["swarm join --advertise-addr 10.0.0.100 --token SECRET 10.0.0.10:2377"]
+    assert calls == ["system dial-stdio"]
+    head, body = (tmp_path / "request").read_bytes().decode().split("\r\n\r\n")
+    assert head.startswith("POST /swarm/join HTTP/1.0\r\n") and f"Content-Length: {len(body)}" in head
+    assert json.loads(body) == {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": "10.0.0.100",
+                                "RemoteAddrs": ["10.0.0.10:2377"], "JoinToken": "SWMTKN-1-SECRET"}
+
+
+def test_join_retries_a_refused_join_and_reports_the_engine_message(run, tmp_path):
+    (tmp_path / "refusals").write_text("1\n")
+    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin="SWMTKN-1-SECRET\n")
+    assert done.returncode == 0, done.stderr
+    assert calls == ["system dial-stdio"] * 2
+    assert 'swarm: join 10.0.0.10:2377: {"message":"manager unreachable"}' in done.stderr
+
+
+def test_join_refuses_what_is_not_a_token(run):
+    done, calls = run("join", "10.0.0.100", "10.0.0.10", stdin='x","RemoteAddrs":["evil:2377"]\n')
+    assert done.returncode != 0 and "not a swarm join token" in done.stderr and calls == []
 
 
 def test_join_without_token_fails_clearly(run):

@@ -177,7 +177,12 @@ def sleeper(swarm: SwarmOnVms):
 
     def load(vm: Vm):
         line = c.connection(vm).pipe_line(vm.address, f"docker save {SLEEPER}", ["docker", "load", "-q"])
-        return subprocess.run(["sh", "-c", line], env=env, capture_output=True, text=True, timeout=600)
+        # The pipe accepts only the pinned host key: here the one the run's ssh accepted at first contact.
+        known = subprocess.run(["ssh-keygen", "-F", vm.address, "-f", str(c.known_hosts)], capture_output=True,
+                               text=True, timeout=30).stdout
+        host_key = next(" ".join(line.split()[1:3]) for line in known.splitlines() if line and not line.startswith("#"))
+        return subprocess.run(["sh", "-c", line], env={**env, "PHOENIX_SSH_HOST_KEY": host_key},
+                              capture_output=True, text=True, timeout=600)
     results = parallel(load, c.vms)
     yield results
     subprocess.run(["docker", "image", "rm", SLEEPER], capture_output=True, timeout=60)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,18 +17,37 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 )
 
+// hostKeyMismatch is the error of a host that presents another key than the pinned hostKey. It
+// ends dialing at once: retrying cannot help, and the message must not drown in retries.
+type hostKeyMismatch struct {
+	address     string
+	got, pinned ssh.PublicKey
+}
+
+func (e *hostKeyMismatch) Error() string {
+	return fmt.Sprintf("host key mismatch: %s presented %s %s but connection.hostKey pins %s %s "+
+		"(the machine was replaced or reinstalled, or something intercepts the connection)",
+		e.address, e.got.Type(), ssh.FingerprintSHA256(e.got), e.pinned.Type(), ssh.FingerprintSHA256(e.pinned))
+}
+
 // clientConfig builds the SSH client configuration of c. Authentication methods are tried in
 // pulumi-command's order: private key, password (and keyboard-interactive), SSH agent.
 func (c *connection) clientConfig() (*ssh.ClientConfig, func(), error) {
 	cfg := &ssh.ClientConfig{User: c.User, HostKeyCallback: ssh.InsecureIgnoreHostKey()}
 	cleanup := func() {}
 	if c.HostKey != nil && strings.TrimSpace(*c.HostKey) != "" {
-		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(*c.HostKey))
+		pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(*c.HostKey))
 		if err != nil {
 			return nil, cleanup, fmt.Errorf("connection.hostKey: %w", err)
 		}
-		cfg.HostKeyCallback = ssh.FixedHostKey(key)
-		cfg.HostKeyAlgorithms = hostKeyAlgorithms(key.Type())
+		address := c.address()
+		cfg.HostKeyCallback = func(_ string, _ net.Addr, got ssh.PublicKey) error {
+			if bytes.Equal(got.Marshal(), pinned.Marshal()) {
+				return nil
+			}
+			return &hostKeyMismatch{address: address, got: got, pinned: pinned}
+		}
+		cfg.HostKeyAlgorithms = hostKeyAlgorithms(pinned.Type())
 	}
 	if c.PrivateKey != nil {
 		var signer ssh.Signer
@@ -54,10 +74,12 @@ func (c *connection) clientConfig() (*ssh.ClientConfig, func(), error) {
 				return answers, nil
 			}))
 	}
+	// The operator's agent ($SSH_AUTH_SOCK) only when nothing else is given: with a private key or
+	// password, another identity must not log in by accident (upstream would also try the agent).
 	sock, explicit := "", false
 	if c.AgentSocketPath != nil && *c.AgentSocketPath != "" {
 		sock, explicit = *c.AgentSocketPath, true
-	} else {
+	} else if len(cfg.Auth) == 0 {
 		sock = os.Getenv("SSH_AUTH_SOCK")
 	}
 	if sock != "" {
@@ -172,8 +194,9 @@ func (c *connection) dial(ctx context.Context) (*ssh.Client, func(), error) {
 				return true, nil, nil
 			}
 			failures++
+			var mismatch *hostKeyMismatch
 			// pulumi-command: "max allowed errors": the attempt after the limit'th error is final.
-			if c.DialErrorLimit >= 0 && failures > c.DialErrorLimit {
+			if errors.As(lastErr, &mismatch) || c.DialErrorLimit >= 0 && failures > c.DialErrorLimit {
 				return false, nil, lastErr
 			}
 			return false, nil, nil

@@ -225,13 +225,44 @@ func TestRemoteCommandInProcessServer(t *testing.T) {
 		t.Errorf("remote failure: %v", err)
 	}
 
-	// A wrong pinned host key is refused.
+	// A wrong pinned host key is refused at the first attempt (no retries), with both fingerprints.
 	bad := srv.connection()
-	bad["hostKey"] = authorizedLine(newKey(t).public)
-	bad["dialErrorLimit"] = 0.0
-	if _, err := create(t, p, remoteURN, props(t, map[string]any{"connection": bad, "create": "true"})); err == nil ||
-		!strings.Contains(err.Error(), "host key") {
+	wrong := newKey(t).public
+	bad["hostKey"] = authorizedLine(wrong)
+	bad["dialErrorLimit"] = 5.0
+	_, err = create(t, p, remoteURN, props(t, map[string]any{"connection": bad, "create": "true"}))
+	if err == nil || !strings.Contains(err.Error(), "(1 attempts)") || !strings.Contains(err.Error(), "host key mismatch: "+srv.addr) ||
+		!strings.Contains(err.Error(), ssh.FingerprintSHA256(srv.host.public)) ||
+		!strings.Contains(err.Error(), "pins ssh-ed25519 "+ssh.FingerprintSHA256(wrong)) {
 		t.Errorf("wrong host key: %v", err)
+	}
+}
+
+func TestRemoteAgentNotUsedBesideAPrivateKey(t *testing.T) {
+	// An operator's agent listens: beside a private key it must not become a second identity.
+	sock := filepath.Join(t.TempDir(), "agent")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	key := newKey(t).privatePEM
+	c := &connection{User: "u", Host: "h", Port: 22, PrivateKey: &key}
+	cfg, cleanup, err := c.clientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if len(cfg.Auth) != 1 {
+		t.Errorf("auth methods beside the private key: %d", len(cfg.Auth)-1)
+	}
+	agentOnly := &connection{User: "u", Host: "h", Port: 22}
+	cfg, cleanup, err = agentOnly.clientConfig()
+	if err != nil || len(cfg.Auth) != 1 {
+		t.Errorf("without a key, $SSH_AUTH_SOCK is still the fallback: %v", err)
+	} else {
+		cleanup()
 	}
 }
 
