@@ -40,7 +40,7 @@ SNAPSHOT = {
     "volumes": "docker volume ls -q | sort",
     "files": "ls -A /etc/docker /etc/phoenix /etc/systemd/system /etc/rancher /var/lib/rancher /var/tmp /tmp /root "
              "2>/dev/null; true",
-    "processes": "ps -eo comm= | sort -u",
+    "processes": "ps -eo comm= | grep -vxE 'ps|grep|sort' | sort -u",  # less this command's own
 }
 
 

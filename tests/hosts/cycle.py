@@ -133,7 +133,8 @@ def replicas(bed: beds.Bed, manager: str) -> dict[str, str]:
 def watch_nodes(bed: beds.Bed, manager: str):
     """While the block runs, the manager's node list twice a second: yields a list that fills, once the
     block ends, with (hostname, availability, manager status) rows."""
-    loop = ("while :; do docker node ls --format '{{.Hostname}}|{{.Availability}}|{{.ManagerStatus}}'; "
+    # Ends on the host too once the local ssh is gone: the next write fails.
+    loop = ("while :; do docker node ls --format '{{.Hostname}}|{{.Availability}}|{{.ManagerStatus}}' || exit; "
             "sleep 0.5; done")
     watcher = subprocess.Popen(["ssh", "-F", str(bed.ssh_config), bed.host(manager).address, loop],
                                stdout=subprocess.PIPE, text=True)
@@ -145,8 +146,15 @@ def watch_nodes(bed: beds.Bed, manager: str):
         rows.extend(tuple(line.split("|")) for line in watcher.communicate()[0].splitlines() if line.count("|") == 2)
 
 
-def assert_as_found(bed: beds.Bed, found: dict[str, dict[str, str]], names=None) -> None:
+def assert_as_found(bed: beds.Bed, found: dict[str, dict[str, str]], names=None, patience: float = 30) -> None:
+    """Each named host (default: all) as it was before the first `up`, within `patience` seconds
+    (containers of removed services, a closing SSH session, may take a moment to go)."""
+    deadline = time.monotonic() + patience
     for name in names or found:
-        now = bed.snapshot(bed.host(name))
-        changed = {k: (found[name][k], now[k]) for k in now if now[k] != found[name][k]}
-        assert not changed, f"{name} is not as it was found: {changed}"
+        while True:
+            now = bed.snapshot(bed.host(name))
+            changed = {k: (found[name][k], now[k]) for k in now if now[k] != found[name][k]}
+            if not changed:
+                break
+            assert time.monotonic() < deadline, f"{name} is not as it was found: {changed}"
+            time.sleep(1)
