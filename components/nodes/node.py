@@ -68,12 +68,17 @@ class DockerExec:
         return ["docker", "exec", "-i", self.container, *argv]
 
     def gone_or(self, line: str) -> str:
-        """`line`, unless the container verifiably no longer exists (then nothing is left to undo).
+        """`line`, unless the container verifiably no longer exists or does not run.
 
-        An engine that does not answer is no proof: `docker ps` fails, and so does the line.
+        Gone: nothing is left to undo. Stopped (by hand, or by a drill): nothing can run in it, and the
+        node's own step is moot, since its membership is undone from the leader and the container is
+        deleted after this command. An engine that does not answer is no proof: `docker ps` fails, and
+        so does the line.
         """
         name = shlex.quote(f"^{self.container}$")
-        return f'found=$(docker ps -aq --filter name={name}) && {{ [ -z "$found" ] || {line}; }}'
+        return (f'state=$(docker ps -a --filter name={name} --format "{{{{.State}}}}") && case "$state" in '
+                f'"") ;; running) {line} ;; '
+                f'*) echo "{self.container} is $state: its own step is skipped" >&2 ;; esac')
 
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
         return local.Command(

@@ -1,4 +1,4 @@
-"""Deletes on nodes fail loudly, except where the machine is verifiably gone (DockerExec.gone_or)."""
+"""Deletes on nodes fail loudly, except where the machine is verifiably gone or stopped (DockerExec.gone_or)."""
 import os
 import subprocess
 from pathlib import Path
@@ -9,7 +9,8 @@ import pytest
 from components.nodes.node import DockerExec, Ssh
 from tests.unit.conftest import settled
 
-# Fake docker: `ps` answers from $PS ("fail" makes it fail), `exec` fails when $EXEC is "fail".
+# Fake docker: `ps` answers the container's state from $PS ("fail" makes it fail), `exec` fails when
+# $EXEC is "fail".
 FAKE_DOCKER = """#!/bin/sh
 echo "$*" >> "$LOG"
 case "$1" in
@@ -37,11 +38,11 @@ def run_delete(tmp_path: Path):
 
 def test_a_container_that_is_gone_has_nothing_to_undo(run_delete):
     rc, calls = run_delete(ps="")
-    assert rc == 0 and calls == ["ps -aq --filter name=^n1$"]
+    assert rc == 0 and calls == ["ps -a --filter name=^n1$ --format {{.State}}"]
 
 
 def test_a_failing_step_on_an_existing_container_fails_the_delete(run_delete):
-    rc, calls = run_delete(ps="abc123", exec_result="fail")
+    rc, calls = run_delete(ps="running", exec_result="fail")
     assert rc != 0 and calls[-1].startswith("exec -i n1")
 
 
@@ -50,9 +51,14 @@ def test_an_engine_that_does_not_answer_is_no_proof_the_container_is_gone(run_de
     assert rc != 0 and not any(c.startswith("exec") for c in calls)
 
 
-def test_a_step_on_an_existing_container_runs(run_delete):
-    rc, calls = run_delete(ps="abc123")
+def test_a_step_on_a_running_container_runs(run_delete):
+    rc, calls = run_delete(ps="running")
     assert rc == 0 and calls[-1].startswith("exec -i n1")
+
+
+def test_a_stopped_container_skips_its_own_step(run_delete):
+    rc, calls = run_delete(ps="exited", exec_result="fail")
+    assert rc == 0 and not any(c.startswith("exec") for c in calls)
 
 
 @pulumi.runtime.test
