@@ -58,8 +58,8 @@ def _script_call(command: str) -> tuple[str, list[str]]:
         return "", []
     if "-c" in argv and len(argv) > argv.index("-c") + 2:
         rest = argv[argv.index("-c") + 2:]
-        # The argv ends where the shell line goes on (`; }` of a guarded delete, `&&`, `|`).
-        ends = [i for i, token in enumerate(rest) if token in (";", "}", "&&", "||", "|")]
+        # The argv ends where the shell line goes on (`;;` of a guarded delete, `&&`, `|`).
+        ends = [i for i, token in enumerate(rest) if token in (";", ";;", "}", "&&", "||", "|")]
         rest = rest[:ends[0]] if ends else rest
         if rest:
             return rest[0], rest[1:]
