@@ -261,11 +261,13 @@ flannel_drop_tencent() {
   sed -i '/_ "github.com\/flannel-io\/flannel\/pkg\/backend\/tencentvpc"/d' $f
 }
 recipe_flannel() {
-  go_piece "$1" github.com/flannel-io/flannel "$FLANNEL_VERSION" . flanneld \
-    "-X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" flannel_drop_tencent
+  # The udp backend's proxy is C (cgo): built as upstream does, with cgo and linked statically.
+  CGO_ENABLED=1 go_piece "$1" github.com/flannel-io/flannel "$FLANNEL_VERSION" . flanneld \
+    "-X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION -extldflags -static" flannel_drop_tencent
   "${IMAGE_TAR[@]}" "$1/images/flannel.tar" --tag "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" \
     --layer "${PIECE_DIR[debian-base]}/layer.tar" \
     --file "$1/bin/flanneld=/opt/bin/flanneld" --entrypoint '["/opt/bin/flanneld"]'
+  "$1/bin/flanneld" --version
 }
 
 # The dashboard's assets (webui/static, embedded) are built by a Node build of webui/ that the module
