@@ -25,7 +25,7 @@ import testinfra
 
 from components.nodes.ssh_hosts import prepare_argv
 from components.orchestrators.swarm import ORCHESTRATOR as SWARM, swarm_argv
-from tests.vm.vms import Cluster, Vm
+from tests.vm.vms import TCG_HEARTBEAT, Cluster, Vm
 
 pytestmark = pytest.mark.kvm
 
@@ -100,9 +100,7 @@ def swarm(vm_cluster: Cluster, timings) -> SwarmOnVms:
     leader, workers = c.vms[0], c.vms[1:]
     leader_id = c.run(leader, swarm_argv("init", leader.address)).stdout.strip()
     if timings.get("accel") == "tcg":
-        # Emulated VMs on a busy machine miss the 5 s default heartbeat and flap to Down: give them
-        # 30 s. A test-environment setting only, not part of the bootstrap.
-        c.run(leader, ["docker", "swarm", "update", "--dispatcher-heartbeat", "30s"])
+        c.run(leader, TCG_HEARTBEAT)
     tokens = json.loads(c.run(leader, swarm_argv("tokens")).stdout)
     s = SwarmOnVms(c, leader, workers, {leader.name: leader_id}, tokens)
     c.run(leader, swarm_argv("label", leader_id, f"phoenix.node={leader.name}", "phoenix.role=manager"))
