@@ -81,8 +81,9 @@ fi
 export PHOENIX_LIVE=$live
 note "live cluster for infra tests and drills: $live"
 
-# The pulumi cycle on the VMs (tests/vm/test_pulumi_vms.py, stack vm-ci) adds about 10 minutes under
-# emulation to the VM tests: it runs when that fits with the hosts cycles' time kept after it.
+# The pulumi cycle on the VMs (tests/vm/test_pulumi_vms.py, stack vm-ci; under emulation only with
+# PHOENIX_VM_CYCLE=1) adds about 10 minutes to the VM tests: it runs when that fits with the hosts
+# cycles' time kept after it.
 rm -f build/vm-summary.txt
 if [ -e /dev/kvm ] || [ "${PHOENIX_VM_ACCEL:-}" = tcg ]; then
   fits "pulumi cycle on the VMs" "${PHOENIX_VM_CYCLE_ESTIMATE:-600}" $((${PHOENIX_HOSTS_ESTIMATE:-900} + 600)) \

@@ -176,10 +176,7 @@ def sleeper(swarm: SwarmOnVms):
     def load(vm: Vm):
         line = c.connection(vm).pipe_line(vm.address, f"docker save {SLEEPER}", ["docker", "load", "-q"])
         # The pipe accepts only the pinned host key: here the one the run's ssh accepted at first contact.
-        known = subprocess.run(["ssh-keygen", "-F", vm.address, "-f", str(c.known_hosts)], capture_output=True,
-                               text=True, timeout=30).stdout
-        host_key = next(" ".join(line.split()[1:3]) for line in known.splitlines() if line and not line.startswith("#"))
-        return subprocess.run(["sh", "-c", line], env={**env, "PHOENIX_SSH_HOST_KEY": host_key},
+        return subprocess.run(["sh", "-c", line], env={**env, "PHOENIX_SSH_HOST_KEY": c.host_key(vm)},
                               capture_output=True, text=True, timeout=600)
     results = parallel(load, c.vms)
     yield results

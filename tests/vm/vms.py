@@ -296,6 +296,11 @@ class Cluster:
         """The listings that must be the same after `pulumi destroy` as before the first `up`."""
         return {key: self.run(vm, ["sh", "-c", command]).stdout.strip() for key, command in VM_SNAPSHOT.items()}
 
+    def host_key(self, vm: Vm) -> str:
+        """`TYPE BASE64` of the VM's host key, as the tests' ssh accepted it at first contact."""
+        known = sh("ssh-keygen", "-F", vm.address, "-f", str(self.known_hosts), timeout=30).stdout
+        return next(" ".join(line.split()[1:3]) for line in known.splitlines() if line and not line.startswith("#"))
+
     def wait_ssh(self, vm: Vm, timeout: float = 300) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
