@@ -168,7 +168,7 @@ class DockerNodes(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(named, pulumi.ResourceOptions(
                     depends_on=[registry_container, shared_dir, *runtime.start_after(ctx, self.nodes)])))
             self.nodes.append(Node(
-                name=node_name, role=role, address=address, connection=DockerExec(node_name),
+                name=node_name, role=role, address=address, connection=DockerExec(node_name, container.id),
                 docker_host=f"unix://{shared}/docker.sock", public_address="127.0.0.1"
                 if args["bind_address"] == "0.0.0.0" else args["bind_address"],
                 ready=[container], replace_key=container.id))

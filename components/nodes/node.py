@@ -59,6 +59,9 @@ class DockerExec:
     """A container on the Docker engine that runs Pulumi: commands go through `docker exec`."""
 
     container: str
+    id: Optional[pulumi.Input[str]] = None
+    """The container's ID. Deletes then act on that very container: a command made for a container
+    that has since been replaced under the same name must not undo anything on its successor."""
 
     @property
     def uri(self) -> str:
@@ -67,24 +70,33 @@ class DockerExec:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["docker", "exec", "-i", self.container, *argv]
 
-    def gone_or(self, line: str) -> str:
-        """`line`, unless the container verifiably no longer exists or does not run.
+    @staticmethod
+    def gone_or(match: str, line: str) -> str:
+        """`line`, unless the container that `docker ps --filter match` finds verifiably no longer exists
+        or does not run.
 
         Gone: nothing is left to undo. Stopped (by hand, or by a drill): nothing can run in it, and the
         node's own step is moot, since its membership is undone from the leader and the container is
         deleted after this command. An engine that does not answer is no proof: `docker ps` fails, and
         so does the line.
         """
-        name = shlex.quote(f"^{self.container}$")
-        return (f'state=$(docker ps -a --filter name={name} --format "{{{{.State}}}}") && case "$state" in '
+        return (f'state=$(docker ps -a --filter {shlex.quote(match)} --format "{{{{.State}}}}") && case "$state" in '
                 f'"") ;; running) {line} ;; '
-                f'*) echo "{self.container} is $state: its own step is skipped" >&2 ;; esac')
+                f'*) echo "container {match} is $state: its own step is skipped" >&2 ;; esac')
+
+    def _delete(self, delete: pulumi.Input[Sequence[str]]) -> pulumi.Output[str]:
+        def line(values: list) -> str:
+            argv, container_id = values
+            target, match = (container_id, f"id={container_id}") if container_id else \
+                (self.container, f"name=^{self.container}$")
+            return self.gone_or(match, shlex.join(["docker", "exec", "-i", target, *argv]))
+        return pulumi.Output.all(delete, self.id).apply(line)
 
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
         return local.Command(
             name,
             create=_shell(self.argv, argv),
-            delete=None if delete is None else _shell(self.argv, delete).apply(self.gone_or),
+            delete=None if delete is None else self._delete(delete),
             stdin=stdin,
             triggers=triggers,
             # A secret stdout must not be streamed to the `pulumi up` log either.

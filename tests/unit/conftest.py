@@ -189,3 +189,11 @@ def secret_value(value):
 def settled(*resources: pulumi.Resource) -> pulumi.Output:
     """An Output that resolves once the given resources (and so their inputs) are registered."""
     return pulumi.Output.all(*[r.urn for r in resources])
+
+
+@pytest.fixture(autouse=True)
+def own_passphrase(monkeypatch):
+    """Unit tests do not depend on the caller's passphrase: `make test` sources the built-in one, which
+    SSH and cloud stacks refuse (tests of that refusal pass their environment explicitly)."""
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "unit-test-passphrase")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)

@@ -144,3 +144,13 @@ def test_each_node_shared_directory_is_removed_with_the_node(mocks, config):
         assert commands["test-w1-shared"]["delete"].startswith("rm -rf /tmp/px/test-w1 && { rmdir /tmp/px ")
         assert mocks.of(CONTAINER)["test-w1"]["volumes"][1]["hostPath"] == "/tmp/px/test-w1"
     return settled(*[r for n in nodes.nodes for r in n.ready]).apply(check)
+
+
+@pulumi.runtime.test
+def test_commands_on_a_node_undo_their_work_on_that_very_container(mocks, config):
+    # Not on a successor of the same name (DockerExec.id): a replaced node must not leave the swarm.
+    nodes = build(config, managers=1, workers=1)
+
+    def check(ids):
+        assert ids == ["test-m0-id", "test-w1-id"]
+    return pulumi.Output.all(*[n.connection.id for n in nodes.nodes]).apply(check)

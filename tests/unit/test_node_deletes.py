@@ -24,7 +24,7 @@ esac
 def run_delete(tmp_path: Path):
     (tmp_path / "docker").write_text(FAKE_DOCKER)
     (tmp_path / "docker").chmod(0o755)
-    line = DockerExec("n1").gone_or("docker exec -i n1 sh -c 'leave'")
+    line = DockerExec.gone_or("name=^n1$", "docker exec -i n1 sh -c 'leave'")
 
     def go(ps: str, exec_result: str = "ok"):
         log = tmp_path / "log"
@@ -69,4 +69,18 @@ def test_remote_deletes_are_not_made_to_pass(mocks):
     def check(_):
         delete = mocks.of("command:remote:Command")["c"]["delete"]
         assert delete == "sh -c 'exit 1'", delete
+    return settled(cmd).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_delete_acts_on_the_container_it_was_made_for_not_on_a_successor_of_the_same_name(mocks):
+    # A replaced node container keeps its name: the old join's `leave` must not reach the new one.
+    conn = DockerExec("n1", pulumi.Output.from_input("0123456789abcdef"))
+    cmd = conn.command("c", ["true"], delete=["sh", "-c", "leave"])
+
+    def check(_):
+        delete = mocks.of("command:local:Command")["c"]["delete"]
+        assert "--filter id=0123456789abcdef " in delete, delete
+        assert "running) docker exec -i 0123456789abcdef sh -c leave ;;" in delete, delete
+        assert "n1" not in delete, delete
     return settled(cmd).apply(check)
