@@ -6,7 +6,8 @@
 #   3. the offline images (Debian packages, no registry)                   -> idem
 #   4. QEMU/KVM packages when /dev/kvm exists                              -> VM tests
 #   5. the Pulumi toolchain (built from the Go module proxy when missing)  -> end to end
-#      and etcd + kube-apiserver + kubectl when cached or the budget allows -> tests/k8s
+#      and etcd + kube-apiserver + kubectl (then kube-controller-manager) when cached or the
+#      budget allows                                                       -> tests/k8s
 #   6. a live cluster: `pulumi up` of the ci stack when the toolchain is complete, else the same
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
 #   7. one pytest run over tests/ (its -ra summary lists every skip with its reason), with the pulumi
@@ -58,11 +59,15 @@ source scripts/pulumi-env.sh
 # etcd, kube-apiserver and kubectl from scripts/k8s-toolchain.sh: reused when cached, built cold only
 # when the build fits the budget while leaving PHOENIX_TESTS_RESERVE seconds for what runs after it
 # (the live cluster, the pytest run and the hosts cycles, about 45 minutes cold).
+# Then, the same way, kube-binaries (kube-controller-manager) for tests/k8s/test_controllers.py.
 k8s_pieces="etcd kube-apiserver kubectl"
 if ! k8s_need=$(bash scripts/k8s-toolchain.sh --estimate $k8s_pieces); then
   note "k8s-toolchain: skipped, scripts/k8s-toolchain.sh --estimate failed (tests/k8s skip)"
-elif fits k8s-toolchain "$k8s_need" "${PHOENIX_TESTS_RESERVE:-2700}" "tests/k8s skip; make k8s-toolchain warms the cache"; then
-  step k8s-toolchain bash scripts/k8s-toolchain.sh $k8s_pieces
+elif fits k8s-toolchain "$k8s_need" "${PHOENIX_TESTS_RESERVE:-2700}" "tests/k8s skip; make k8s-toolchain warms the cache" \
+    && step k8s-toolchain bash scripts/k8s-toolchain.sh $k8s_pieces \
+    && k8s_need=$(bash scripts/k8s-toolchain.sh --estimate kube-binaries) \
+    && fits "k8s-toolchain kube-binaries" "$k8s_need" "${PHOENIX_TESTS_RESERVE:-2700}" "tests/k8s/test_controllers.py skips"; then
+  step k8s-controllers bash scripts/k8s-toolchain.sh kube-binaries
 fi
 
 export PHOENIX_STACK=ci

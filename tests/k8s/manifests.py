@@ -50,7 +50,8 @@ def api_version_kind(type_token: str) -> tuple[str, str]:
 
 def plain(value: Any, where: str = "") -> Any:
     """Inputs as the provider would send them: secrets unwrapped, Pulumi's float numbers as integers
-    where they are whole (the API server refuses 8080.0 for an int32 field). Unknowns are an error."""
+    where they are whole (the provider sends int fields as integers; kubectl happens to accept 8080.0,
+    other clients need not). Unknowns are an error."""
     if isinstance(value, dict):
         if value.get(_SECRET_KEY) == _SECRET_SIG:
             return plain(value.get("value"), where)
