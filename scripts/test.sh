@@ -10,7 +10,8 @@
 #      budget allows                                                       -> tests/k8s
 #   6. a live cluster: `pulumi up` of the ci stack when the toolchain is complete, else the same
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
-#   7. one pytest run over tests/ (its -ra summary lists every skip with its reason)
+#   7. one pytest run over tests/ (its -ra summary lists every skip with its reason), with the pulumi
+#      cycle on the QEMU VMs (stack vm-ci) when the budget allows
 #   8. teardown of that cluster
 #   9. the hosts cycles (tests/hosts): `pulumi up` on a test bed of machines reached only over SSH
 #      (stacks hosts-ci, hosts-ci3), a pytest run of their own, each phase's time in the summary
@@ -85,9 +86,21 @@ fi
 export PHOENIX_LIVE=$live
 note "live cluster for infra tests and drills: $live"
 
+# The pulumi cycle on the VMs (tests/vm/test_pulumi_vms.py, stack vm-ci; under emulation only with
+# PHOENIX_VM_CYCLE=1) adds about 10 minutes to the VM tests: it runs when that fits with the hosts
+# cycles' time kept after it.
+rm -f build/vm-summary.txt
+if [ -e /dev/kvm ] || [ "${PHOENIX_VM_ACCEL:-}" = tcg ]; then
+  fits "pulumi cycle on the VMs" "${PHOENIX_VM_CYCLE_ESTIMATE:-600}" $((${PHOENIX_HOSTS_ESTIMATE:-900} + 600)) \
+    "tests/vm/test_pulumi_vms.py skips" || export PHOENIX_VM_CYCLE=0
+fi
+
 .venv/bin/python -m pytest tests/unit tests/k8s tests/integration tests/infra tests/drills tests/vm tests/e2e \
   -p no:cacheprovider --junitxml=build/junit.xml 2>&1 | tee build/pytest.log
 rc=${PIPESTATUS[0]}
+if [ -s build/vm-summary.txt ]; then
+  while read -r line; do note "$line"; done < build/vm-summary.txt
+fi
 
 case $live in
   pulumi) scripts/e2e.sh destroy > build/step-destroy.log 2>&1 || note "pulumi destroy FAILED: build/step-destroy.log" ;;

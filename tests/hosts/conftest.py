@@ -2,7 +2,7 @@
 build/hosts-summary.txt (scripts/test.sh puts those in its summary), and printed at the end."""
 import json
 
-from tests.hosts.cycle import TIMINGS
+from tests.hosts.cycle import TIMINGS, summary_line
 from tests.hosts.stack import ROOT
 
 TIMINGS_FILE = ROOT / "build" / "hosts-timings.json"
@@ -10,12 +10,7 @@ SUMMARY_FILE = ROOT / "build" / "hosts-summary.txt"
 
 
 def summary_lines() -> list[str]:
-    lines = []
-    for stack, phases in TIMINGS.items():
-        times = ", ".join(f"{k} {v} s" for k, v in phases.items() if k != "retried")
-        retried = "; ".join(phases.get("retried", []))
-        lines.append(f"{stack}: {times}" + (f" (retried: {retried})" if retried else ""))
-    return lines
+    return [summary_line(stack) for stack in TIMINGS if not stack.startswith("vm-")]  # the VMs' are tests/vm's
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -28,11 +28,24 @@ def note_retries(stack: str, retries: list[str]) -> None:
         TIMINGS.setdefault(stack, {}).setdefault("retried", []).extend(retries)
 
 
-def missing() -> str:
-    why = beds.missing_requirement() or missing_toolchain()
+def summary_line(stack: str, label: str | None = None) -> str:
+    """`label` (default: the stack's name), then the stack's phase times and retries, for the summary."""
+    phases = TIMINGS.get(stack, {})
+    times = ", ".join(f"{k} {v} s" for k, v in phases.items() if k != "retried")
+    retried = "; ".join(phases.get("retried", []))
+    return f"{label or stack}: {times}" + (f" (retried: {retried})" if retried else "")
+
+
+def missing_for_pulumi() -> str:
+    """Why `pulumi up` of an SSH-hosts stack cannot run here (toolchain, app base image), or ''."""
+    why = missing_toolchain()
     if not why and subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode:
-        why = f"the app's offline base image {BASE_IMAGE} is missing: images/build.sh base"
+        why = f"the app's offline base image {BASE_IMAGE} is missing (or no Docker engine answers): images/build.sh base"
     return why
+
+
+def missing() -> str:
+    return beds.missing_requirement() or missing_for_pulumi()
 
 
 @contextmanager
@@ -57,10 +70,10 @@ def make_bed(stack: str, subnet: str, names: list[str]):
         bed.destroy()
 
 
-def make_stack(bed: beds.Bed, hosts: dict[str, str]):
-    """Body of a module fixture: the stack on `bed` with `hosts` (name -> role), destroyed and removed
-    at the end whatever happened (a no-op destroy after the test's own)."""
-    stack = HostsStack(bed.stack, bed).create(bed.stack_hosts(hosts))
+def make_stack(stack: HostsStack, hosts: list[dict]):
+    """Body of a module fixture: `stack` created with `hosts` (phoenix:hosts entries), destroyed and
+    removed at the end whatever happened (a no-op destroy after the test's own)."""
+    stack.create(hosts)
     try:
         yield stack
     finally:
@@ -82,7 +95,7 @@ def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: d
 
     @pytest.fixture(scope="module", name="stack")
     def stack_fixture(bed, found):
-        yield from make_stack(bed, hosts)
+        yield from make_stack(HostsStack(stack_name, bed.directory, bed.key_file), bed.stack_hosts(hosts))
 
     @pytest.fixture(scope="module", name="deployed")
     def deployed_fixture(stack):

@@ -1,12 +1,13 @@
-"""A Pulumi stack of substrate `ssh` on the test bed, driven through the real `pulumi` CLI.
+"""A Pulumi stack of substrate `ssh` on test machines (the bed's or the VMs), driven through the
+real `pulumi` CLI.
 
-The committed stack file (stacks/Pulumi.<stack>.yaml) is a template. `pulumi` runs in a project
-directory of the bed's (the program's files linked, not copied) whose stacks/ holds the test's own
-copy: the bed's hosts, the encryption salt `stack init` writes, the generated private key set as a
+A committed stack file (stacks/Pulumi.<template>.yaml) is a template. `pulumi` runs in a project
+directory of the test's (the program's files linked, not copied) whose stacks/ holds the test's own
+copy: the machines as hosts, the encryption salt `stack init` writes, the generated private key set as a
 secret through stdin (never on a command line), under a generated passphrase (in the environment of
 the pulumi processes only). Nothing in the repository changes. The state goes where
 scripts/pulumi-env.sh says (the repo's .pulumi-state); the stack is removed again at the end.
-Pulumi reaches the hosts with nothing of the bed's but the key in the stack's config: no ssh_config,
+Pulumi reaches the hosts with nothing of the test's but the key in the stack's config: no ssh_config,
 agent or known_hosts of the test's (the Docker provider goes over mutual TLS, docs/vms.md).
 """
 from __future__ import annotations
@@ -19,8 +20,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
-from tests.hosts.bed import Bed
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-command", "pulumi-resource-docker")
@@ -38,10 +37,13 @@ class PulumiError(AssertionError):
 
 
 class HostsStack:
-    def __init__(self, name: str, bed: Bed):
-        self.name, self.bed = name, bed
-        self.template = ROOT / "stacks" / f"Pulumi.{name}.yaml"
-        self.project = bed.directory / "project"
+    """Stack `name` in `directory`/project, configured from stacks/Pulumi.<template>.yaml (default: the
+    stack's own), authenticating with the private key in `key_file`; `directory` gets pulumi.log."""
+
+    def __init__(self, name: str, directory: Path, key_file: Path, template: str | None = None):
+        self.name, self.directory, self.key_file = name, directory, key_file
+        self.template = ROOT / "stacks" / f"Pulumi.{template or name}.yaml"
+        self.project = directory / "project"
         self.config_file = self.project / "stacks" / f"Pulumi.{name}.yaml"
         (self.project / "stacks").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "Pulumi.yaml", self.project / "Pulumi.yaml")
@@ -57,19 +59,19 @@ class HostsStack:
             timeout: float = 1500) -> subprocess.CompletedProcess:
         done = subprocess.run(["pulumi", *args, "--stack", self.name], cwd=self.project, env=self.env,
                               input=stdin, capture_output=True, text=True, timeout=timeout)
-        with open(self.bed.directory / "pulumi.log", "a") as log:  # the whole output, for a failure's why
+        with open(self.directory / "pulumi.log", "a") as log:  # the whole output, for a failure's why
             log.write(f"$ pulumi {' '.join(args)}  -> {done.returncode}\n{done.stdout}{done.stderr}\n")
         if check and done.returncode != 0:
             raise PulumiError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
         return done
 
     def create(self, hosts: list[dict]) -> "HostsStack":
-        """The stack with the bed's `hosts` and the bed's key as phoenix:sshPrivateKey."""
+        """The stack with `hosts` and the key as phoenix:sshPrivateKey."""
         self.run("stack", "rm", "--yes", "--force", check=False)  # an interrupted run's
         self.config_file.unlink(missing_ok=True)
         self.run("stack", "init", "--secrets-provider", "passphrase")
         self.set_hosts(hosts)
-        self.run("config", "set", "--secret", "phoenix:sshPrivateKey", stdin=self.bed.key_file.read_text())
+        self.run("config", "set", "--secret", "phoenix:sshPrivateKey", stdin=self.key_file.read_text())
         return self
 
     def set_hosts(self, hosts: list[dict]) -> None:

@@ -7,7 +7,9 @@ Accelerator, $PHOENIX_VM_ACCEL: `auto` (default) uses KVM when a stock Debian ke
 and otherwise full emulation (TCG) with the reason recorded; `kvm` skips instead of emulating;
 `tcg` always emulates (also without /dev/kvm). $PHOENIX_VM_MEMORY_MB (1024) sizes each VM.
 
-Timings (boot, time to a healthy Swarm) are written to build/vm-timings.json and printed at the end.
+Timings (boot, time to a healthy Swarm, the phases of the pulumi cycle of test_pulumi_vms.py) are
+written to build/vm-timings.json, printed at the end, and the pulumi cycle's line to
+build/vm-summary.txt (scripts/test.sh puts it in its summary).
 """
 from __future__ import annotations
 
@@ -20,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.hosts.cycle import TIMINGS as CYCLE_TIMINGS, summary_line
 from tests.vm import vms
 
 TIMINGS_FILE = vms.ROOT / "build" / "vm-timings.json"
+SUMMARY_FILE = vms.ROOT / "build" / "vm-summary.txt"
+CYCLE_STACK = "vm-ci"
+"""The stack of test_pulumi_vms.py."""
 VM_COUNT = 3
 _timings: dict = {}
 
@@ -71,10 +77,18 @@ def vm_cluster(timings):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def cycle_line() -> str:
+    """The pulumi cycle's phases on the VMs (test_pulumi_vms.py), or ''."""
+    if CYCLE_STACK not in CYCLE_TIMINGS:
+        return ""
+    return summary_line(CYCLE_STACK, f"{CYCLE_STACK} ({_timings['vms']} VMs, accel={_timings['accel']})")
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _timings.get("boot_seconds"):
         TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        TIMINGS_FILE.write_text(json.dumps(_timings, indent=2) + "\n")
+        TIMINGS_FILE.write_text(json.dumps({**_timings, "pulumi_cycle": CYCLE_TIMINGS.get(CYCLE_STACK, {})}, indent=2) + "\n")
+        SUMMARY_FILE.write_text(cycle_line() + "\n" if cycle_line() else "")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -87,6 +101,8 @@ def pytest_terminal_summary(terminalreporter):
         line += (f"; Swarm 1+2 healthy {t['swarm_seconds']} s after boot "
                  f"({t['power_on_to_swarm_seconds']} s from power-on)")
     terminalreporter.write_line(line)
+    if cycle_line():
+        terminalreporter.write_line(cycle_line())
     if t.get("accel_note"):
         terminalreporter.write_line(f"  emulated, not KVM: {t['accel_note']}")
     terminalreporter.write_line(f"  written to {Path(TIMINGS_FILE).relative_to(vms.ROOT)}")

@@ -25,7 +25,7 @@ import testinfra
 
 from components.nodes.ssh_hosts import prepare_argv
 from components.orchestrators.swarm import ORCHESTRATOR as SWARM, swarm_argv
-from tests.vm.vms import Cluster, Vm
+from tests.vm.vms import TCG_HEARTBEAT, Cluster, Vm
 
 pytestmark = pytest.mark.kvm
 
@@ -100,9 +100,7 @@ def swarm(vm_cluster: Cluster, timings) -> SwarmOnVms:
     leader, workers = c.vms[0], c.vms[1:]
     leader_id = c.run(leader, swarm_argv("init", leader.address)).stdout.strip()
     if timings.get("accel") == "tcg":
-        # Emulated VMs on a busy machine miss the 5 s default heartbeat and flap to Down: give them
-        # 30 s. A test-environment setting only, not part of the bootstrap.
-        c.run(leader, ["docker", "swarm", "update", "--dispatcher-heartbeat", "30s"])
+        c.run(leader, TCG_HEARTBEAT)
     tokens = json.loads(c.run(leader, swarm_argv("tokens")).stdout)
     s = SwarmOnVms(c, leader, workers, {leader.name: leader_id}, tokens)
     c.run(leader, swarm_argv("label", leader_id, f"phoenix.node={leader.name}", "phoenix.role=manager"))
@@ -178,10 +176,7 @@ def sleeper(swarm: SwarmOnVms):
     def load(vm: Vm):
         line = c.connection(vm).pipe_line(vm.address, f"docker save {SLEEPER}", ["docker", "load", "-q"])
         # The pipe accepts only the pinned host key: here the one the run's ssh accepted at first contact.
-        known = subprocess.run(["ssh-keygen", "-F", vm.address, "-f", str(c.known_hosts)], capture_output=True,
-                               text=True, timeout=30).stdout
-        host_key = next(" ".join(line.split()[1:3]) for line in known.splitlines() if line and not line.startswith("#"))
-        return subprocess.run(["sh", "-c", line], env={**env, "PHOENIX_SSH_HOST_KEY": host_key},
+        return subprocess.run(["sh", "-c", line], env={**env, "PHOENIX_SSH_HOST_KEY": c.host_key(vm)},
                               capture_output=True, text=True, timeout=600)
     results = parallel(load, c.vms)
     yield results

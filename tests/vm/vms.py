@@ -27,10 +27,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from components.nodes.node import Ssh
+from tests.hosts.bed import SNAPSHOT
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "images" / "vm" / "build.sh"
 NS_PREFIX = "phx"
+# What "a VM as it was found" means: the bed's listings, kernel threads left out of the processes
+# (their names change by themselves).
+VM_SNAPSHOT = {**SNAPSHOT, "processes": SNAPSHOT["processes"].replace("ps -eo comm=", "ps --ppid 2 -p 2 --deselect -o comm=")}
+# Under emulation, starved nodes miss Swarm's heartbeat and flap to Down: the tests raise it to 30 s
+# after init (a test-environment setting only, not part of the bootstrap; docs/vms.md).
+TCG_HEARTBEAT = ["docker", "swarm", "update", "--dispatcher-heartbeat", "30s"]
 # The host CPU without IA32_ARCH_CAPABILITIES: under nested KVM, qemu aborts setting that MSR
 # ("failed to set MSR 0x10a"). $PHOENIX_VM_CPU overrides.
 CPU = "host,-arch-capabilities"
@@ -281,6 +288,18 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"{vm.name}: {argv[:1]}... exited {result.returncode}: {result.stderr.strip()[-2000:]}")
         return result
+
+    def host(self, name: str) -> Vm:
+        return next(vm for vm in self.vms if vm.name == name)
+
+    def snapshot(self, vm: Vm) -> dict[str, str]:
+        """The listings that must be the same after `pulumi destroy` as before the first `up`."""
+        return {key: self.run(vm, ["sh", "-c", command]).stdout.strip() for key, command in VM_SNAPSHOT.items()}
+
+    def host_key(self, vm: Vm) -> str:
+        """`TYPE BASE64` of the VM's host key, as the tests' ssh accepted it at first contact."""
+        known = sh("ssh-keygen", "-F", vm.address, "-f", str(self.known_hosts), timeout=30).stdout
+        return next(" ".join(line.split()[1:3]) for line in known.splitlines() if line and not line.startswith("#"))
 
     def wait_ssh(self, vm: Vm, timeout: float = 300) -> float:
         deadline = time.monotonic() + timeout
