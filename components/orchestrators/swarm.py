@@ -83,6 +83,7 @@ class Swarm(pulumi.ComponentResource):
 
         node_ids: dict[str, pulumi.Output[str]] = {leader.name: init.stdout.apply(str.strip)}
         members = []
+        previous_manager: list[pulumi.Resource] = []
         for node in nodes:
             joined = []
             if node is not leader:
@@ -93,12 +94,18 @@ class Swarm(pulumi.ComponentResource):
                 node_ids[node.name] = join.stdout.apply(str.strip)
                 joined = [join]
             # Runs on the leader: labels the node now, drains and removes it when it leaves the config.
-            members.append(leader.run(
+            # Each manager's record depends on the previous manager's, so that managers leaving together
+            # are removed one after the other (deletes run in reverse): the quorum check of each removal
+            # must see the previous one finished, not a manager halfway through its demotion.
+            member = leader.run(
                 f"{name}-member-{node.name}",
                 node_ids[node.name].apply(lambda i, n=node: swarm_argv(
                     "label", i, f"phoenix.node={n.name}", f"phoenix.role={n.role}")),
-                parent=self, depends_on=joined,
-                delete=node_ids[node.name].apply(lambda i: swarm_argv("remove", i)) if node is not leader else None))
+                parent=self, depends_on=[*joined, *(previous_manager if node.role == "manager" else [])],
+                delete=node_ids[node.name].apply(lambda i: swarm_argv("remove", i)) if node is not leader else None)
+            members.append(member)
+            if node.role == "manager":
+                previous_manager = [member]
 
         pulls = [node.run(f"{name}-pull-{node.name}",
                           pulumi.Output.from_input(args["image"]).apply(lambda ref: swarm_argv("pull", ref)),

@@ -83,6 +83,21 @@ def test_joins_and_labels_wait_for_init(mocks):
 
 
 @pulumi.runtime.test
+def test_managers_leaving_together_are_removed_one_after_the_other(mocks):
+    # Deletes run in reverse dependency order: chained records remove m2, then m1, each removal's
+    # quorum check seeing the previous one finished. Workers are removed side by side.
+    nodes = make_nodes(managers=3, workers=2)
+    swarm = Swarm("s", {"nodes": nodes})
+
+    def check(_):
+        deps = DEPENDS_ON
+        assert deps["s-member-m1"] == ["s-join-m1", "s-member-m0"]
+        assert deps["s-member-m2"] == ["s-join-m2", "s-member-m1"]
+        assert deps["s-member-w1"] == ["s-join-w1"] and deps["s-member-w2"] == ["s-join-w2"]
+    return settled(swarm.provider).apply(check)
+
+
+@pulumi.runtime.test
 def test_tokens_are_secret(mocks):
     swarm = Swarm("s", {"nodes": make_nodes()})
 
