@@ -142,6 +142,14 @@ def replicas(bed: beds.Bed, manager: str) -> dict[str, str]:
     return dict(line.split()[:2] for line in out.splitlines() if line.strip())
 
 
+def replicas_within(bed: beds.Bed, manager: str, expected: dict[str, str], patience: float = 60) -> dict[str, str]:
+    """The services' replicas once they equal `expected`, or as they are after `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while (seen := replicas(bed, manager)) != expected and time.monotonic() < deadline:
+        time.sleep(2)
+    return seen
+
+
 @contextmanager
 def watch_nodes(bed: beds.Bed, manager: str):
     """While the block runs, the manager's node list twice a second: yields a list that fills, once the

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from tests.hosts.cycle import (TIMINGS, assert_as_found, assert_served_by_several_containers_on_several_hosts,
-                               module_fixtures, note_retries, replicas, swarm_nodes, timed, watch_nodes)
+                               module_fixtures, note_retries, replicas_within, swarm_nodes, timed, watch_nodes)
 from tests.hosts.stack import ROOT
 
 STACK, SUBNET = "hosts-ci", "172.31.0.0/24"
@@ -79,7 +79,9 @@ def test_a_third_worker_joins_and_leaves_drained(bed, stack, found, deployed):
     states = {availability for name, availability, _ in seen if name == SPARE}
     assert "Drain" in states, f"{SPARE} was never drained (availability seen: {sorted(states)})"
     assert SPARE not in swarm_nodes(bed, "m0")
-    assert replicas(bed, "m0") == {"web": "3/3", "api": "2/2", "edge": "1/1"}
+    # The drained node's tasks were stopped there; their replacements elsewhere start within seconds.
+    full = {"web": "3/3", "api": "2/2", "edge": "1/1"}
+    assert replicas_within(bed, "m0", full) == full
     assert_as_found(bed, found, [SPARE])
 
 
