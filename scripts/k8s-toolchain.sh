@@ -9,7 +9,7 @@
 #
 # Usage:  bash scripts/k8s-toolchain.sh [PIECE...]        # build what is missing (default: all, in the order below)
 #         bash scripts/k8s-toolchain.sh --list            # pieces, their keys, cached or not
-#         bash scripts/k8s-toolchain.sh --estimate PIECE...  # seconds a 2-core machine needs for the uncached ones
+#         bash scripts/k8s-toolchain.sh --estimate [PIECE...]  # seconds a 2-core machine needs for the uncached ones
 # Then:   $K8S_TOOLCHAIN_DIR/bin holds the executables, $K8S_TOOLCHAIN_DIR/images the image tarballs.
 #
 # Layout (K8S_TOOLCHAIN_DIR, default ~/.cache/k8s-airgap):
@@ -39,7 +39,7 @@ KUBE_STAGING_VERSION=${KUBE_STAGING_VERSION:-v0.34.4}   # the 31 k8s.io/* stagin
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
 FLANNEL_VERSION=${FLANNEL_VERSION:-v0.28.10}
-TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}             # v3.7.x replaces a nested module the proxy lacks
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.10}             # v3.7.11+: dependencies the proxy refuses
 DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Userland of the images that run iptables (kube-proxy, flannel) or link libc (Debian's etcd).
@@ -272,15 +272,26 @@ recipe_flannel() {
   "$1/bin/flanneld" --version
 }
 
-# The dashboard's assets (webui/static, embedded) are built by a Node build of webui/ that the module
-# zip does not contain: a one-page placeholder takes their place; routing and the API are complete.
-traefik_webui_placeholder() {
+# Two parts of the source tree are missing from the module zip and are made here:
+# - the dashboard's assets (webui/static, embedded), built upstream by a Node build of webui/ that the
+#   zip does not contain: a one-page placeholder takes their place; routing and the API are complete;
+# - the nested module github.com/traefik/traefik/dynamic/ext (go.mod replaces it with a local folder
+#   that the zip leaves out, and the proxy does not serve it): the open-source build's extension point
+#   for the dynamic configuration, two empty structs embedded in dynamic.HTTP and dynamic.Router.
+traefik_missing_sources() {
   mkdir -p webui/static
   echo '<!doctype html><title>Traefik</title><p>Dashboard not built (air-gapped build, docs/airgap.md).' >webui/static/index.html
+  local ext; ext=$(sed -n 's#^replace github.com/traefik/traefik/dynamic/ext => \(\./.*\)#\1#p' go.mod)
+  [ -z "$ext" ] && return 0
+  [ -f "$ext/go.mod" ] && return 0
+  mkdir -p "$ext"
+  printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24\n' >"$ext/go.mod"
+  printf '%s\n' 'package ext' '' '// HTTP holds no extension of the dynamic HTTP configuration in this build.' 'type HTTP struct{}' \
+    '' '// Router holds no extension of a router in this build.' 'type Router struct{}' >"$ext/ext.go"
 }
 recipe_traefik() {
   go_piece "$1" github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" ./cmd/traefik traefik \
-    "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" traefik_webui_placeholder
+    "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" traefik_missing_sources
   "${IMAGE_TAR[@]}" "$1/images/traefik.tar" --tag "docker.io/library/traefik:$TRAEFIK_VERSION" \
     --file "$1/bin/traefik=/traefik" --entrypoint '["/traefik"]'
   "$1/bin/traefik" version
@@ -375,8 +386,9 @@ case "${1:-}" in
     done
     exit 0 ;;
   --estimate)
-    # Seconds (wall, 2 cores) to build the named pieces and their dependencies: 0 for cached ones.
+    # Seconds (wall, 2 cores) to build the named pieces (default: all) and their dependencies: 0 for cached ones.
     shift; total=0; declare -A seen=()
+    [ $# -gt 0 ] || set -- $ALL_PIECES
     add() { local d; for d in $(piece_deps "$1"); do add "$d"; done
             [ -n "${seen[$1]:-}" ] && return; seen[$1]=1; cached "$1" || total=$(( total + COLD_SECONDS[$1] )); }
     for p in "$@"; do valid_piece "$p" || exit 2; add "$p"; done

@@ -8,11 +8,18 @@ Every service of the definition (spec.sample_services) becomes, in one namespace
   for the definition's monitor window) and fails after the definition's progress deadline (the
   rollback controller, rollback.py, then restores the previous version), a soft spread across
   nodes, and NODE_NAME from the downward API (the node a pod runs on, as Swarm's {{.Node.Hostname}});
-- a ClusterIP Service named like the service (so `http://api:8081` resolves as on Swarm);
+- a headless Service named like the service: `api` resolves to the ready pods' own addresses, as
+  Swarm's dnsrr names do, so a caller that finds one silent (its node lost, not yet noticed by the
+  node controller) connects to the next address instead of getting the same dead pod from kube-proxy;
 - a HorizontalPodAutoscaler between the definition's replicas and phoenix:autoscaleMax (CPU; k3s
   bundles metrics-server): it alone sets the Deployment's replica count;
 - a PodDisruptionBudget keeping phoenix:minAvailable pods through drains.
-The entry service is reached through an Ingress of k3s's bundled Traefik. Nothing here repeats a
+Pods leave gracefully and a lost node is left quickly: a deleted pod (rollout, eviction, scale-in)
+keeps serving as it is for DRAIN_S (a preStop sleep; SIGTERM and the definition's stop grace come
+after it) while the Service's DNS records and Traefik stop sending it requests, and the pods of a
+node that stopped answering are replaced after LOST_NODE_TOLERATION_S instead of the API server's
+default five minutes.
+The entry service is reached through an Ingress of the cluster's Traefik. Nothing here repeats a
 replica count, port or probe of the definition.
 """
 from __future__ import annotations
@@ -30,6 +37,23 @@ INGRESS_CLASS = "traefik"
 """The IngressClass of the Traefik that k3s deploys."""
 CPU_TARGET_PERCENT = 70
 """Average CPU use (of requests) above which the autoscaler adds pods."""
+DRAIN_S = 10
+"""Seconds a deleted pod keeps serving before its container gets SIGTERM: removing a pod from the
+Service's DNS records and from Traefik's servers happens asynchronously, a second or two after its
+deletion, several seconds on a loaded machine (5 s lost requests at load 40 here).
+The sleep runs in the kubelet (`preStop.sleep`, Kubernetes >= 1.30): the image needs no binary."""
+LOST_NODE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+"""Taints the node controller puts on a node whose kubelet stopped reporting (or reports NotReady)."""
+LOST_NODE_TOLERATION_S = 1
+"""How long a pod stays bound to such a node before it is evicted and its ReplicaSet replaces it
+elsewhere (default 300 s). The node controller's grace period is the guard against a node that is only
+slow to report (kubeadm: components/orchestrators/scripts/kubeadm.sh); once it has tainted the node,
+waiting longer only delays the replacements. A flapping node costs restarts, not availability."""
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+"""kubeadm keeps pods off control-plane nodes with it. The app's pods tolerate it, as Swarm managers and
+k3s servers run tasks too: on 1 server + 2 workers the soft spread then puts one of three web pods on
+each node, and a lost worker takes a third of them instead of two (Traefik's retries, and requests,
+run into the lost pods until the node controller notices)."""
 PATCH_FORCE = {"pulumi.com/patchForce": "true"}
 """On a Deployment: Pulumi's server-side apply takes back fields another writer changed (the rollback
 controller's undo of a failed version) instead of failing on the field-manager conflict."""
@@ -98,6 +122,8 @@ def container(s: ServiceSpec, image: pulumi.Input[str], pull_policy: str = "IfNo
             requests={"cpu": f"{r.request_cpu_millis}m", "memory": f"{r.request_memory_mb}Mi"},
             limits={"cpu": f"{r.cpu_millis}m", "memory": f"{r.memory_mb}Mi"}),
         security_context=k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False),
+        lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+            sleep=k8s.core.v1.SleepActionArgs(seconds=DRAIN_S))),
     )
 
 
@@ -127,8 +153,11 @@ class K8sApp(pulumi.ComponentResource):
         labels = dict(args["labels"])
         child = pulumi.ResourceOptions(parent=self)
 
+        # Deleting the namespace is asked for, not waited out: Kubernetes finalizes it only once every
+        # aggregated API answers, and a metrics-server on a stopped node would hold `destroy` for 10 min.
         ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=args.get("namespace", NAMESPACE), labels=labels),
+            f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=args.get("namespace", NAMESPACE), labels=labels,
+                                                                annotations={"pulumi.com/skipAwait": "true"}),
             opts=child)
         namespace = ns.metadata.name
 
@@ -160,7 +189,12 @@ class K8sApp(pulumi.ComponentResource):
                         metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **selector(s)}),
                         spec=k8s.core.v1.PodSpecArgs(
                             containers=[container(s, args["image"], args.get("pull_policy", "IfNotPresent"))],
-                            termination_grace_period_seconds=s.stop_grace_s,
+                            # The drain first, then the app's own graceful stop (SIGTERM).
+                            termination_grace_period_seconds=DRAIN_S + s.stop_grace_s,
+                            tolerations=[k8s.core.v1.TolerationArgs(
+                                key=taint, operator="Exists", effect="NoExecute",
+                                toleration_seconds=LOST_NODE_TOLERATION_S) for taint in LOST_NODE_TAINTS] + [
+                                k8s.core.v1.TolerationArgs(key=CONTROL_PLANE_TAINT, operator="Exists", effect="NoSchedule")],
                             topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
                                 max_skew=1, topology_key="kubernetes.io/hostname",
                                 # Soft, as Swarm's spread preference: never leaves a replica unscheduled.
@@ -172,7 +206,7 @@ class K8sApp(pulumi.ComponentResource):
                 f"{name}-{s.name}-svc",
                 metadata=meta(s),
                 spec=k8s.core.v1.ServiceSpecArgs(
-                    type="ClusterIP", selector=selector(s),
+                    type="ClusterIP", cluster_ip="None", selector=selector(s),
                     ports=[k8s.core.v1.ServicePortArgs(name="http", port=s.port, target_port="http", protocol="TCP")]),
                 opts=child)
             self.autoscalers[s.name] = k8s.autoscaling.v2.HorizontalPodAutoscaler(

@@ -37,10 +37,10 @@ from components.config import PROJECT, ClusterConfig, ConfigError, split_image
 from components.nodes.docker_nodes import NodeContext, NodeRuntime
 from components.nodes.node import Node, Port, Ssh, script_argv
 from components.orchestrators import kubernetes
-from components.orchestrators.kubernetes import user_kubeconfig
+from components.orchestrators.kubernetes import secret_once, user_kubeconfig
 from components.orchestrators.orchestrator import Complaint, Deployment, Orchestrator
 
-SCRIPT = (Path(__file__).parent / "scripts" / "k3s.sh").read_text()
+SCRIPT = kubernetes.bootstrap_script(Path(__file__).parent / "scripts" / "k3s.sh")
 
 API_PORT = 6443
 INGRESS_PORT = 80
@@ -115,17 +115,9 @@ def node_password(token: str, name: str) -> str:
     return hashlib.sha256(f"phoenix-node-password:{name}:{token}".encode()).hexdigest()[:32] + "\n"
 
 
-def token_options(opts: Optional[pulumi.ResourceOptions]) -> pulumi.ResourceOptions:
-    # stdout (the token) is stored encrypted in the state and never shown. No triggers, and a changed
-    # command text is ignored: the token must never change, or servers keeping their data refuse it.
-    return pulumi.ResourceOptions.merge(
-        pulumi.ResourceOptions(additional_secret_outputs=["stdout"], ignore_changes=["create"]), opts)
-
-
 def cluster_token(name: str, opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Output[str]:
     """A random cluster token made once on the Pulumi host and kept (secret) in the stack's state."""
-    command = local.Command(name, create=TOKEN_COMMAND, logging=local.Logging.STDERR, opts=token_options(opts))
-    return pulumi.Output.secret(command.stdout.apply(lambda out: (out or "").strip()))
+    return secret_once(name, TOKEN_COMMAND, opts).apply(lambda out: out.strip())
 
 
 def airgap_files(directory: str) -> list[Path]:
@@ -198,14 +190,14 @@ class K3s(pulumi.ComponentResource):
     """The first server's address as the nodes reach it."""
     ready: list[pulumi.Resource]
     """The membership records: once they exist, the API answers and every node is Ready."""
+    leader: Node
+    """The first server."""
 
     def __init__(self, name: str, args: K3sArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("phoenix:orchestrators:K3s", name, None, opts)
         nodes = list(args["nodes"])
-        servers = [n for n in nodes if n.role == "manager"]
-        if not servers or len(servers) % 2 == 0:
-            raise ValueError(f"k3s needs an odd number of server nodes (role manager), got {len(servers)}")
-        leader, ha = servers[0], len(servers) > 1
+        leader = kubernetes.first_server(nodes, "k3s")
+        ha = sum(n.role == "manager" for n in nodes) > 1
         ordered = [leader] + [n for n in nodes if n is not leader]
 
         # Hosts: k3s installed by the install script (containers run it already). Every node joins after
@@ -258,12 +250,17 @@ class K3s(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(raw.stdout, self.api_url).apply(
             lambda v: user_kubeconfig(v[0], v[1], context)))
         self.ready = members
+        self.leader = leader
         self.register_outputs({
             "serverAddress": self.server_address,
             "apiUrl": self.api_url,
             "kubeconfig": self.kubeconfig,
             "members": [n.name for n in ordered],
         })
+
+    @staticmethod
+    def script(*args: str) -> list[str]:
+        return k3s_argv(*args)
 
     def _run(self, node: Node, name: str, argv, *, stdin=None, delete=None, depends_on=(),
              delete_before_replace: bool = False, replace_key: bool = True) -> pulumi.CustomResource:

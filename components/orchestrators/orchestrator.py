@@ -50,6 +50,8 @@ class Orchestrator(ABC):
     """Every port the nodes use: cloud firewalls open them, entry and registry ports must avoid them."""
     host_prerequisites: ClassVar[Sequence[str]]
     """What scripts/prepare.sh installs on SSH hosts and VMs before the bootstrap (`docker`), or ()."""
+    prepare_input: ClassVar[str] = ""
+    """What scripts/prepare.sh reads on stdin for the host prerequisites (kubeadm: containerd's configuration)."""
     image_loader: ClassVar[ImageLoader]
     """How the app image gets into a node's image store where there is no registry (hosts, VMs)."""
     config_keys: ClassVar[Sequence[str]] = ()

@@ -22,10 +22,13 @@ BIN = Path(os.environ.get("K8S_TOOLCHAIN_DIR", Path.home() / ".cache" / "k8s-air
 ETCD_PORTS = range(23790, 23800, 2)   # client port, peer port = client + 1
 API_PORTS = range(16443, 16450)
 READY_TIMEOUT_S = 120
-KUBE_VERSION = re.search(r"KUBE_VERSION=\$\{KUBE_VERSION:-(v[0-9.]+)\}", TOOLCHAIN.read_text()).group(1)
+VERSIONS = dict(re.findall(r"^([A-Z_]+_VERSION)=\$\{\1:-([^}]+)\}", TOOLCHAIN.read_text(), re.M))
+"""The toolchain's pinned versions: KUBE_VERSION, TRAEFIK_VERSION, ... (their defaults in the script)."""
+KUBE_VERSION, TRAEFIK_VERSION = VERSIONS["KUBE_VERSION"], VERSIONS["TRAEFIK_VERSION"]
 # executable -> the toolchain piece that provides it
 PIECES = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kubectl": "kubectl",
-          "kube-controller-manager": "kube-controller-manager"}
+          "kube-controller-manager": "kube-binaries", "traefik": "traefik"}
+NAMED = {"etcd": "etcd (Debian etcd-server)", "traefik": f"traefik {TRAEFIK_VERSION}"}
 NEEDED = ("etcd", "kube-apiserver", "kubectl")
 
 
@@ -35,9 +38,9 @@ def find(exe: str) -> str | None:
     return str(built) if os.access(built, os.X_OK) else None
 
 
-def missing_reason(*also: str) -> str | None:
+def missing_reason(*also: str, needed: tuple[str, ...] = NEEDED) -> str | None:
     """Why no API server (and the executables `also` asks for) can be started here (None when all are there)."""
-    absent = [exe for exe in (*NEEDED, *also) if find(exe) is None]
+    absent = [exe for exe in (*needed, *also) if find(exe) is None]
     if not absent:
         return None
     pieces = [PIECES[exe] for exe in absent]
@@ -47,7 +50,7 @@ def missing_reason(*also: str) -> str | None:
         cost = f"~{max(1, round(seconds / 60))} min cold"
     except (ValueError, subprocess.SubprocessError):
         cost = "cold build time unknown"
-    named = ", ".join("etcd (Debian etcd-server)" if exe == "etcd" else f"{exe} {KUBE_VERSION}" for exe in absent)
+    named = ", ".join(NAMED.get(exe, f"{exe} {KUBE_VERSION}") for exe in absent)
     return f"{named} not built: make k8s-toolchain ({cost}; only these: bash scripts/k8s-toolchain.sh {' '.join(pieces)})"
 
 
@@ -157,3 +160,18 @@ class ApiServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class LiveCluster:
+    """A running stack's API server instead of a throwaway one: `kubectl(...)` as cluster admin with the
+    stack's kubeconfig (scripts/k8s_state.KubeTarget: the Pulumi output, in a 0600 file)."""
+
+    def __init__(self, stack: str):
+        from scripts.swarm_state import resolve
+        self.target = resolve(stack)
+        if self.target.orchestrator == "swarm":
+            raise LookupError(f"stack {stack} runs Swarm: no Kubernetes API to validate against")
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([find("kubectl"), f"--kubeconfig={self.target.kubeconfig}", *args], input=stdin,
+                              capture_output=True, text=True, timeout=120)

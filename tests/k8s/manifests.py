@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from unittest import mock
 
 import pulumi
 import yaml
 
 from components.config import PROJECT, declared
-from tests.unit.conftest import Mocks
+from tests.unit.conftest import Mocks, fake_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
@@ -136,6 +139,13 @@ def render(stack_file: Path, **overrides: Any) -> Rendered:
     """Run the program under mocks with the stack file's config (plus `overrides`, keys without the
     project prefix) and return the Kubernetes objects it declares."""
     config, secrets = stack_config(stack_file)
+    if config.get(f"{PROJECT}:substrate") in ("ssh", "cloud"):
+        # Templates of the hosts test bed: the test sets the key; the toolchain is the Pulumi host's.
+        if f"{PROJECT}:sshPrivateKey" not in config:
+            config[f"{PROJECT}:sshPrivateKey"] = SECRET_PLACEHOLDER
+            secrets.append(f"{PROJECT}:sshPrivateKey")
+        if config.get(f"{PROJECT}:orchestrator") == "kubeadm" and f"{PROJECT}:kubeadmToolchainDir" not in config:
+            config[f"{PROJECT}:kubeadmToolchainDir"] = fake_toolchain(Path(tempfile.mkdtemp(prefix="phoenix-toolchain-")))
     for key, value in overrides.items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     mocks = Mocks()
@@ -145,7 +155,10 @@ def render(stack_file: Path, **overrides: Any) -> Rendered:
         runpy.run_path(str(PROGRAM))
 
     try:
-        pulumi.runtime.test(program)()   # returns once every resource is registered
+        # Under mocks nothing is encrypted: the refusal of the public built-in passphrase (which `make
+        # test` sources) for SSH and cloud stacks concerns real runs, not this one.
+        with mock.patch.dict(os.environ, {"PULUMI_CONFIG_PASSPHRASE": "render-under-mocks"}):
+            pulumi.runtime.test(program)()   # returns once every resource is registered
     finally:
         pulumi.runtime.set_all_config({}, [])
     return objects(mocks.resources)

@@ -8,19 +8,26 @@ as pulumi-kubernetes applies them (server-side apply): schema, unknown fields, v
 admission, exactly as a cluster would; a warning counts as a refusal. Namespaces and ServiceAccounts
 are created for real, so that the objects in them pass namespace admission and the pods that each
 workload's controller would create from its template (also checked, `--dry-run=server`) pass the
-ServiceAccount admission.
+ServiceAccount admission: each render gets namespaces of its own (`<name>-validation-<random>`, the
+objects moved into them), deleted afterwards.
+
+PHOENIX_VALIDATE_STACK=<stack> validates against that stack's live cluster instead (its kubeconfig
+output): the kubeadm cycle of scripts/test.sh does so on ci-kubeadm, next to the app it runs.
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
+import secrets
 
 import pytest
 
 from tests.k8s import apiserver
 from tests.k8s.manifests import kubernetes_stacks, pod_of, pod_template, render, stack_name
 
-reason = apiserver.missing_reason()
+LIVE = os.environ.get("PHOENIX_VALIDATE_STACK", "")
+reason = apiserver.missing_reason(needed=("kubectl",)) if LIVE else apiserver.missing_reason()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
 
 STACKS = kubernetes_stacks()
@@ -31,6 +38,13 @@ CREATED = ("Namespace", "ServiceAccount")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    if LIVE:
+        try:
+            live = apiserver.LiveCluster(LIVE)
+        except LookupError as err:
+            pytest.skip(str(err))
+        yield live
+        return
     s = apiserver.ApiServer(tmp_path_factory.mktemp("apiserver"))
     try:
         yield s.start()
@@ -38,7 +52,7 @@ def server(tmp_path_factory):
         s.stop()
 
 
-def apply(server: apiserver.ApiServer, obj: dict, dry_run: bool = True):
+def apply(server: apiserver.ApiServer | apiserver.LiveCluster, obj: dict, dry_run: bool = True):
     args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"]
     return server.kubectl(*args, *(["--dry-run=server"] if dry_run else []), stdin=json.dumps(obj))
 
@@ -46,6 +60,32 @@ def apply(server: apiserver.ApiServer, obj: dict, dry_run: bool = True):
 def describe(obj: dict) -> str:
     meta = obj["metadata"]
     return f"{obj['kind']} {meta.get('namespace', '') + '/' if meta.get('namespace') else ''}{meta['name']}"
+
+
+def in_own_namespaces(objects: list[dict]) -> tuple[dict[str, str], list[dict]]:
+    """(old name -> new name, the objects moved): namespaces of this render's own, unused before."""
+    suffix = f"-validation-{secrets.token_hex(3)}"
+    namespaces = {o["metadata"]["name"]: o["metadata"]["name"] + suffix for o in objects if o["kind"] == "Namespace"}
+    return namespaces, [moved(o, namespaces) for o in objects]
+
+
+def remove(server, namespaces: dict[str, str]) -> None:
+    # A live cluster's namespace controller removes them with what is in them; a throwaway API
+    # server keeps them terminating, and the next render uses namespaces of its own.
+    server.kubectl("delete", "namespace", *namespaces.values(), "--ignore-not-found", "--wait=false")
+
+
+def moved(obj: dict, namespaces: dict[str, str]) -> dict:
+    """`obj` with every namespace it names (its own, a Namespace's name, a RoleBinding subject's) renamed."""
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: namespaces.get(v, v) if k == "namespace" and isinstance(v, str) else walk(v)
+                    for k, v in value.items()}
+        return [walk(v) for v in value] if isinstance(value, list) else value
+    obj = walk(copy.deepcopy(obj))
+    if obj["kind"] == "Namespace":
+        obj["metadata"]["name"] = namespaces[obj["metadata"]["name"]]
+    return obj
 
 
 def refusal(done) -> str | None:
@@ -59,13 +99,14 @@ def refusal(done) -> str | None:
 def test_every_rendered_object_is_accepted(server, stack_file, phoenix):
     rendered = render(stack_file, phoenix=phoenix)
     assert any(o["kind"] == "Deployment" for o in rendered.objects), "the stack renders no Deployment"
-    created = [o for o in rendered.objects if o["kind"] in CREATED]
+    namespaces, objects = in_own_namespaces(rendered.objects)
+    created = [o for o in objects if o["kind"] in CREATED]
     created.sort(key=lambda o: o["kind"] != "Namespace")
-    others = [o for o in rendered.objects if o["kind"] not in CREATED]
+    others = [o for o in objects if o["kind"] not in CREATED]
     pods = [pod_of(o) for o in others if pod_template(o) is not None]
-    # What kube-controller-manager would add to each namespace (there is none here).
+    # What kube-controller-manager adds to each namespace (a throwaway API server has none).
     defaults = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
-                for n in {o["metadata"]["name"] for o in created if o["kind"] == "Namespace"}]
+                for n in namespaces.values()]
     refused = []
     try:
         for obj in created + defaults + others + pods:
@@ -73,10 +114,7 @@ def test_every_rendered_object_is_accepted(server, stack_file, phoenix):
             if why:
                 refused.append(f"{describe(obj)}: {why}")
     finally:
-        # ServiceAccounts go again, so that the next render cannot lean on this one's.
-        for sa in (o for o in created if o["kind"] == "ServiceAccount"):
-            server.kubectl("delete", "serviceaccount", sa["metadata"]["name"], "-n", sa["metadata"].get("namespace", "default"),
-                           "--ignore-not-found")
+        remove(server, namespaces)
     assert not refused, "the API server refused:\n" + "\n".join(refused)
     assert not rendered.skipped, f"not validated (not single API objects): {rendered.skipped}"
 
@@ -86,10 +124,11 @@ def deployment(server):
     """A Deployment the first Kubernetes stack renders, its namespace created."""
     if not STACKS:
         pytest.skip("no stack file with a Kubernetes orchestrator under stacks/")
-    rendered = render(STACKS[0])
-    for ns in (o for o in rendered.objects if o["kind"] == "Namespace"):
+    namespaces, objects = in_own_namespaces(render(STACKS[0]).objects)
+    for ns in (o for o in objects if o["kind"] == "Namespace"):
         assert apply(server, ns, dry_run=False).returncode == 0
-    return next(o for o in rendered.objects if o["kind"] == "Deployment")
+    yield next(o for o in objects if o["kind"] == "Deployment")
+    remove(server, namespaces)
 
 
 def test_a_valid_object_passes_where_its_broken_copies_fail(server, deployment):

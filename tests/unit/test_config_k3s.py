@@ -1,5 +1,4 @@
 """Stack config validation for k3s: pure functions, no Pulumi engine or mocks involved."""
-import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +6,7 @@ import yaml
 
 from components.config import ConfigError, parse, split_image
 from components.orchestrators.k3s import image_tag
+from tests.unit.conftest import refused as config_refused
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 SSH = {"substrate": "ssh", "sshPrivateKey": "k",
@@ -15,11 +15,7 @@ SSH = {"substrate": "ssh", "sshPrivateKey": "k",
 
 
 def refused(raw: dict, key: str, hint: str) -> str:
-    with pytest.raises(ConfigError) as err:
-        parse({"orchestrator": "k3s", **raw}, "dev")
-    message = str(err.value)
-    assert re.search(rf"phoenix:{re.escape(key)} = .* is invalid: .*{re.escape(hint)}", message), message
-    return message
+    return config_refused({"orchestrator": "k3s", **raw}, key, hint)
 
 
 def test_default_k3s_image_is_tagged_from_the_k3s_version():

@@ -13,7 +13,7 @@ from components.nodes.node import Node, Ssh
 from components.orchestrators import k3s
 from components.orchestrators.k3s import K3s
 from components.orchestrators.kubernetes import user_kubeconfig
-from tests.unit.conftest import K3S_TOKEN, Mocks, _script_action, secret_value, settled
+from tests.unit.conftest import exec_target, K3S_TOKEN, Mocks, _script_action, secret_value, settled
 from tests.unit.test_program import exports, run_program  # noqa: F401 (`exports` is a fixture)
 
 LOCAL, REMOTE = "command:local:Command", "command:remote:Command"
@@ -110,7 +110,7 @@ def test_container_servers_join_one_at_a_time_after_the_previous_is_ready(graph,
             # The joining server's container is created only once the previous server is a Ready node.
             assert gate in graph.deps(joining), f"{joining} starts before {previous} is Ready"
             assert action(gates[gate]) == ("wait-node", [previous])
-            assert shlex.split(gates[gate]["create"])[3] == "test-m0", "checked on the first server"
+            assert exec_target(gates[gate]["create"]) == "test-m0", "checked on the first server"
             assert graph.deps(gate) >= {"test-m0", previous}
         assert "test-k3s-joined-test-m1" not in graph.deps("test-m1")
         assert not any(d.startswith("test-k3s-joined-") for d in graph.deps("test-w1")), "agents need no turn"
@@ -196,12 +196,12 @@ def test_members_wait_for_the_first_server_and_their_container(graph, config):
     def check(_):
         cmds = graph.mocks.of(LOCAL)
         assert action(cmds["k-ready"]) == ("wait-server", [])
-        assert shlex.split(cmds["k-ready"]["create"])[3] == "test-m0"
+        assert exec_target(cmds["k-ready"]["create"]) == "test-m0"
         assert graph.deps("k-ready") == {"test-m0"}
         assert graph.deps("k-kubeconfig") == {"test-m0", "k-ready"}
         for name in ("test-w1", "test-w2"):
             member = cmds[f"k-member-{name}"]
-            assert shlex.split(member["create"])[3] == "test-m0", "membership is checked on the first server"
+            assert exec_target(member["create"]) == "test-m0", "membership is checked on the first server"
             assert action(member) == ("wait-node", [name])
             assert _script_action(member["delete"]) == ("remove", [name])
             assert graph.deps(f"k-member-{name}") == {"test-m0", "k-ready", name}

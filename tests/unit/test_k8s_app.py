@@ -6,7 +6,7 @@ import dataclasses
 import pulumi
 import pytest
 
-from components.apps.k8s_app import K8sApp, validate
+from components.apps.k8s_app import DRAIN_S, K8sApp, validate
 from components.apps.spec import Probe, sample_services
 from components.apps.swarm_app import SwarmApp
 from tests.unit.test_k3s import Recording, graph  # noqa: F401 (the `graph` fixture)
@@ -66,7 +66,7 @@ def test_every_container_has_probes_resources_and_the_spec_values(graph, config)
             env = {e["name"]: e for e in c["env"]}
             assert {k: env[k]["value"] for k in s.env} == dict(s.env)
             assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
-            assert pod(d)["terminationGracePeriodSeconds"] == s.stop_grace_s
+            assert pod(d)["terminationGracePeriodSeconds"] == DRAIN_S + s.stop_grace_s  # the drain, then the definition's grace
     return done(app).apply(check)
 
 
@@ -96,6 +96,46 @@ def test_rolling_update_never_below_replicas_and_pods_spread_over_nodes(graph, c
             assert s.update.progress_deadline_s < s.update.rollout_timeout_s
             assert s.update.progress_deadline_s + s.update.rollback_after_s >= s.update.rollout_timeout_s + 60
     return done(app).apply(check)
+
+
+def each_deployment(graph, config, check_one) -> pulumi.Output:
+    """Renders the sample app and runs `check_one(service spec, Deployment inputs)` for every service."""
+    _, services, app = render(config)
+
+    def check(_):
+        for s in services:
+            check_one(s, graph.mocks.of(DEPLOYMENT)[f"app-{s.name}"])
+    return done(app).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_deleted_pod_serves_through_the_drain_then_stops_within_the_definitions_grace(graph, config):
+    def check(s, d):
+        (c,) = pod(d)["containers"]
+        assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": DRAIN_S}}}
+        assert DRAIN_S >= 5
+        # The grace counts from the deletion: the drain, then the app's own stop after SIGTERM.
+        assert pod(d)["terminationGracePeriodSeconds"] == DRAIN_S + s.stop_grace_s
+    return each_deployment(graph, config, check)
+
+
+@pulumi.runtime.test
+def test_pods_of_a_lost_node_are_replaced_within_seconds_not_five_minutes(graph, config):
+    def check(s, d):
+        by_key = {t["key"]: t for t in pod(d)["tolerations"] if t["effect"] == "NoExecute"}
+        assert set(by_key) == {"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"}
+        for t in by_key.values():
+            assert t["operator"] == "Exists" and t["effect"] == "NoExecute"
+            assert 0 < t["tolerationSeconds"] <= 10, t
+    return each_deployment(graph, config, check)
+
+
+@pulumi.runtime.test
+def test_pods_may_run_on_control_plane_nodes_as_swarm_tasks_on_managers(graph, config):
+    def check(s, d):
+        assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} \
+            in pod(d)["tolerations"]
+    return each_deployment(graph, config, check)
 
 
 @pulumi.runtime.test
@@ -138,6 +178,8 @@ def test_services_select_their_pods_on_the_spec_port(graph, config):
             assert svc["metadata"]["name"] == s.name, "other services reach it by this DNS name"
             assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
             assert svc["spec"]["ports"] == [{"name": "http", "port": s.port, "targetPort": "http", "protocol": "TCP"}]
+            # Headless: the name resolves to every ready pod, so a caller can move on from a silent one.
+            assert svc["spec"]["clusterIP"] == "None"
         web = graph.mocks.of(DEPLOYMENT)["app-web"]
         api_url = {e["name"]: e.get("value") for e in pod(web)["containers"][0]["env"]}["API_URL"]
         assert api_url == "http://api:8081"
@@ -240,3 +282,13 @@ def test_probes_ride_out_a_slow_answer(config, kind):
         probe = getattr(s, kind)
         assert probe.failures >= 3, f"{s.name} {kind} fails after {probe.failures} missed check(s)"
         assert probe.timeout_s >= 2 and probe.period_s * probe.failures >= 5, (s.name, kind, probe)
+
+
+@pulumi.runtime.test
+def test_destroy_asks_for_the_namespace_to_go_without_waiting_for_its_finalization(graph, config):
+    _, _, app = render(config)
+
+    def check(_):
+        (ns,) = graph.mocks.of("kubernetes:core/v1:Namespace").values()
+        assert ns["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    return done(app).apply(check)

@@ -61,19 +61,19 @@ def fake(tmp_path, monkeypatch):
 
 
 def test_orchestrators_are_found_by_module_name():
-    assert registry.names() == ["k3s", "swarm"]
+    assert registry.names() == ["k3s", "kubeadm", "swarm"]
     assert registry.get("swarm").name == "swarm" and registry.get("k3s").name == "k3s"
 
 
 @pytest.mark.parametrize("name", ["nomad", "kubernetes", "orchestrator", "_private", "", None])
 def test_an_unknown_name_is_refused_with_the_valid_ones(name):
     # Shared modules of the package (kubernetes.py, orchestrator.py) are no orchestrators.
-    with pytest.raises(registry.UnknownOrchestrator, match=r"choose one of k3s, swarm$"):
+    with pytest.raises(registry.UnknownOrchestrator, match=r"choose one of k3s, kubeadm, swarm$"):
         registry.get(name)
 
 
 def test_config_refuses_an_unknown_orchestrator_listing_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"phoenix:orchestrator = 'nomad' is invalid: choose one of k3s, swarm"):
+    with pytest.raises(ConfigError, match=r"phoenix:orchestrator = 'nomad' is invalid: choose one of k3s, kubeadm, swarm"):
         parse({"orchestrator": "nomad"}, "dev")
 
 
@@ -98,7 +98,7 @@ def test_an_abstract_orchestrator_must_say_what_it_is():
 
 
 def test_a_new_orchestrator_is_one_file_the_config_accepts(fake):
-    assert registry.names() == ["fake", "k3s", "swarm"]
+    assert registry.names() == ["fake", "k3s", "kubeadm", "swarm"]
     cfg = parse({"orchestrator": "fake"}, "dev")
     assert (cfg.orchestrator, cfg.nodes.image) == ("fake", "example/fake-node:1")
     with pytest.raises(ConfigError) as err:

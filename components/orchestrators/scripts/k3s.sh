@@ -139,6 +139,8 @@ case "$action" in
     kc wait --for=condition=Ready "node/$1" --timeout="${2:-300}s" >/dev/null || \
       die "node $1 did not become Ready in ${2:-300} s"
     echo "$1" ;;
+  wait-app) # wait-app NAMESPACE SECONDS DEPLOYMENT=MIN... (on a server): each at full strength
+    wait_app "$@" ;;
   remove) # remove NAME [SECONDS] (on a server): drain, take a server's etcd member out, delete the node
     # Gone only when the API says so (k3s's node finalizer takes a server's etcd member out before a
     # node object can go). Any other failure, such as an API that does not answer, stops here.
