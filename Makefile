@@ -41,8 +41,8 @@ k8s-toolchain: ## build Kubernetes, etcd and the cluster images from the Go modu
 vm-deps:       ## QEMU, debootstrap and ssh for the VM tests
 	bash scripts/vm-deps.sh
 
-bench: venv images   ## time to ready and recovery times, against the bare-docker baseline
-	$(PY) -m pip install -q -r requirements-bench.txt && $(PY) scripts/bench.py
+bench: venv images   ## time to ready and recovery times, against the bare-docker baseline (BENCH_ARGS=--kubeadm-only: kubeadm 1+2 alone)
+	$(PY) -m pip install -q -r requirements-bench.txt && $(PY) scripts/bench.py $(BENCH_ARGS)
 
 drills: venv images  ## the fault drills against the stack `make up` chose (or STACK=), else a harness cluster
 	@stack=$$(scripts/stack.sh drills 2>/dev/null || true); \

@@ -143,6 +143,14 @@ class K3sConfig:
 
 
 @dataclass(frozen=True)
+class KubeadmConfig:
+    api_port: int
+    """Host port where container nodes publish the API server."""
+    toolchain_dir: str
+    """Hosts and VMs: the Kubernetes toolchain on the Pulumi host (binaries and images copied onto them)."""
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     stack: str
     orchestrator: str
@@ -150,6 +158,7 @@ class ClusterConfig:
     nodes: NodesConfig
     app: AppConfig
     k3s: K3sConfig
+    kubeadm: KubeadmConfig
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -470,6 +479,8 @@ def parse(raw: Mapping[str, Any], stack: str, secret: frozenset[str] | set[str] 
     cfg = ClusterConfig(
         stack=stack, orchestrator=orchestrator, substrate=substrate, nodes=nodes, app=app,
         k3s=K3sConfig(version=k3s_version, airgap_dir=airgap_dir),
+        kubeadm=KubeadmConfig(api_port=r.int_range("apiPort", 1, 65535),
+                              toolchain_dir=r.get("kubeadmToolchainDir")),
         labels={"io.phoenix.project": PROJECT, "io.phoenix.stack": stack})
     if known:  # the default's own checks would only add noise to an unknown name
         cfg = chosen.validate(cfg, r.bad)

@@ -17,7 +17,15 @@ case $action in
     if ours; then docker context rm -f "$stack" >/dev/null && echo "docker context $stack removed"; fi ;;
   create)
     source scripts/pulumi-env.sh
-    host=$(pulumi stack output dockerHost --stack "$stack")
+    if ! host=$(pulumi stack output dockerHost --stack "$stack" 2>/dev/null); then
+      if pulumi stack output kubeconfig --stack "$stack" >/dev/null 2>&1; then
+        echo "context: stack $stack runs Kubernetes, which has no Docker engine to point a context at; its kubeconfig:" \
+          "pulumi stack output kubeconfig --show-secrets --stack $stack > kubeconfig && KUBECONFIG=kubeconfig kubectl get nodes" >&2
+      else
+        echo "context: stack $stack has no dockerHost output (not up? pulumi stack output --stack $stack)" >&2
+      fi
+      exit 1
+    fi
     endpoint="host=$host"
     if [ "${host#tcp://}" != "$host" ]; then
       tls=$(mktemp -d) && trap 'rm -rf "$tls"' EXIT

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a Docker Engine answers on this machine. Idempotent:
+# Make sure a Docker Engine answers on this machine (and the kernel's inotify limits suit Kubernetes
+# nodes in containers). Idempotent:
 #  - `docker info` already answers            -> nothing to do
 #  - no dockerd binary                        -> install Debian's docker.io (+ debootstrap for images/build.sh)
 #  - start `dockerd` detached, log in $DOCKERD_LOG, wait up to $ENGINE_WAIT seconds.
@@ -10,6 +11,19 @@ LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 WAIT=${ENGINE_WAIT:-60}
 
 say() { echo "engine.sh: $*" >&2; }
+
+# Kubernetes nodes in containers share this kernel's inotify limits (the kubelet, containerd and their
+# pods each hold instances): the default 128 per user runs out with two kubeadm clusters up (kind
+# documents the same). Raised for root, as kind advises; otherwise said.
+want_inotify=512
+have_inotify=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo "$want_inotify")
+if [ "$have_inotify" -lt "$want_inotify" ]; then
+  if [ "$(id -u)" = 0 ] && sysctl -qw fs.inotify.max_user_instances=$want_inotify 2>/dev/null; then
+    say "fs.inotify.max_user_instances raised from $have_inotify to $want_inotify (Kubernetes nodes)"
+  else
+    say "fs.inotify.max_user_instances is $have_inotify: kubeadm stacks want $want_inotify (sudo sysctl -w fs.inotify.max_user_instances=$want_inotify)"
+  fi
+fi
 
 if docker info >/dev/null 2>&1; then
   say "engine already answers"

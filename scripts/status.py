@@ -5,14 +5,19 @@ phoenix action, for the stack named by STACK (pulumi outputs) or a harness clust
     STACK=local .venv/bin/python scripts/status.py        (make status STACK=local)
     .venv/bin/python scripts/status.py --stack pxt --json
 
-Container nodes only: everything is read through `docker exec <first manager> ...` (scripts/swarm_state.py).
+Swarm on container nodes: read through `docker exec <first manager> ...` (scripts/swarm_state.py).
+Kubernetes stacks (k3s, kubeadm): kubectl's views of nodes, the app's objects and the phoenix jobs,
+through the stack's kubeconfig output.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -101,6 +106,42 @@ def render(target: Target, data: dict, colour: bool) -> str:
     return "\n".join(out)
 
 
+KUBECTL_VIEWS = (("get", "nodes", "-o", "wide"),
+                 ("get", "deployments,hpa,pdb,pods", "-n", "phoenix", "-o", "wide"),
+                 ("get", "cronjobs,jobs", "-n", "phoenix"))
+
+
+def kubectl() -> str | None:
+    """kubectl of the Kubernetes toolchain (the pinned release), else the one on PATH."""
+    built = Path(os.environ.get("K8S_TOOLCHAIN_DIR", Path.home() / ".cache" / "k8s-airgap")) / "bin" / "kubectl"
+    return str(built) if os.access(built, os.X_OK) else shutil.which("kubectl")
+
+
+def kubernetes_status(stack: str) -> int:
+    """Nodes, the app's objects and the phoenix jobs of a Kubernetes stack, through its kubeconfig
+    output (a secret: it lives in a private temporary file for the duration of the calls)."""
+    exe = kubectl()
+    if exe is None:
+        print("status: no kubectl (make k8s-toolchain builds it, or install one)", file=sys.stderr)
+        return 1
+    done = subprocess.run(["pulumi", "stack", "output", "kubeconfig", "--show-secrets", "--stack", stack],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 or not done.stdout.strip():
+        print(f"status: stack {stack} has no kubeconfig output: {done.stderr.strip()[:200]}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as private:
+        kubeconfig = Path(private) / "kubeconfig"
+        kubeconfig.touch(mode=0o600)
+        kubeconfig.write_text(done.stdout)
+        rc = 0
+        for view in KUBECTL_VIEWS:
+            print(f"$ kubectl {' '.join(view)}")
+            shown = subprocess.run([exe, "--kubeconfig", str(kubeconfig), *view], text=True, timeout=60)
+            rc = rc or shown.returncode
+            print()
+    return rc
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack_arg", nargs="?", metavar="STACK", help="stack name (default: $STACK, else local)")
@@ -113,10 +154,7 @@ def main(argv=None) -> int:
         print(f"status: {err}", file=sys.stderr)
         return 1
     if target.orchestrator != "swarm":
-        print(f"status: stack {target.stack} runs {target.orchestrator}; this view reads Swarm managers "
-              f"(for k3s: kubectl --kubeconfig <(pulumi stack output kubeconfig --show-secrets) get pods -A)",
-              file=sys.stderr)
-        return 1
+        return kubernetes_status(target.stack)
     data = collect(target)
     if args.json:
         data["phoenix"] = target.phoenix_log()[-20:]

@@ -122,6 +122,21 @@ class Target:
             raise RuntimeError(f"{self.manager} gave no swarm state (not a manager, or its engine is down)")
         return summarise(*(json.loads(part) for part in raw))
 
+    # --- faults (the drills' primitives; scripts/k8s_state.KubeTarget has the Kubernetes ones) ---------
+    def kill(self, task: dict) -> None:
+        """`docker kill` of the task's container on its node: Swarm starts a new task."""
+        self.exec(task["node"], "docker", "kill", task["container"])
+
+    def update_env(self, service: str, env: dict[str, str], extra_args: tuple = ()) -> None:
+        """A new version of `service`: its env changed, rolled out by the service's update policy."""
+        adds = " ".join(f"--env-add {k}={v}" for k, v in env.items())
+        self.sh(f"docker service update --detach --quiet {adds} {' '.join(extra_args)} {service} >/dev/null")
+
+    def rollback_within_s(self, service: str) -> float:
+        """How long a failed version may stand before it is rolled back (the update's health checks
+        and monitor window fail it; Swarm rolls back at once)."""
+        return 300.0
+
     def phoenix_log(self, tail: int = 200) -> list[str]:
         """The phoenix controller's action lines, oldest first ([] when it is not deployed)."""
         out = self.sh(f"docker service logs --raw --tail {tail} phoenix 2>/dev/null || true", timeout=30)
@@ -143,19 +158,27 @@ def harness_path(stack: str) -> Path:
     return ROOT / "build" / f"harness-{stack}.json"
 
 
+def target(stack: str, source: str, outputs: dict) -> Target:
+    """Target, or scripts.k8s_state.KubeTarget when the outputs name a Kubernetes orchestrator."""
+    if outputs.get("orchestrator", "swarm") != "swarm":
+        from scripts.k8s_state import KubeTarget  # it builds on Target
+        return KubeTarget(stack, source, outputs)
+    return Target(stack, source, outputs)
+
+
 def resolve(stack: str | None = None) -> Target:
     """The live cluster for `stack` (default: $STACK, else `local`); raises LookupError saying why none."""
     path = os.environ.get("PHOENIX_OUTPUTS")
     if path and not stack:
         if not Path(path).is_file():
             raise LookupError(f"PHOENIX_OUTPUTS={path} does not exist")
-        return Target(os.environ.get("STACK", "file"), "file", json.loads(Path(path).read_text()))
+        return target(os.environ.get("STACK", "file"), "file", json.loads(Path(path).read_text()))
     stack = stack or os.environ.get("STACK") or "local"
     values = pulumi_outputs(stack)
     if values:
-        return Target(stack, "pulumi", values)
+        return target(stack, "pulumi", values)
     if harness_path(stack).is_file():
-        return Target(stack, "harness", json.loads(harness_path(stack).read_text()))
+        return target(stack, "harness", json.loads(harness_path(stack).read_text()))
     why = "the pulumi CLI is not on PATH" if shutil.which("pulumi") is None else f"pulumi has no stack {stack} with outputs"
     raise LookupError(f"no live cluster for stack {stack!r}: {why}, and there is no harness cluster "
                       f"({harness_path(stack).relative_to(ROOT)}; make one with "

@@ -12,9 +12,12 @@
 #      bootstrap driven by the harness (tests/integration/local_swarm.py)
 #   7. one pytest run over tests/ (its -ra summary lists every skip with its reason), with the pulumi
 #      cycle on the QEMU VMs (stack vm-ci) when the budget allows
-#   8. teardown of that cluster
+#   8. teardown of that cluster, then the kubeadm cycle (stack ci-kubeadm: up, testinfra, dry-run
+#      validation, drills, lifecycle, destroy) when its toolchains are cached or their builds fit the budget
 #   9. the hosts cycles (tests/hosts): `pulumi up` on a test bed of machines reached only over SSH
-#      (stacks hosts-ci, hosts-ci3), a pytest run of their own, each phase's time in the summary
+#      (stacks hosts-ci, hosts-ci3, and hosts-kubeadm-ci: kubeadm on bare Debian hosts when the
+#      Kubernetes toolchain and plugin are cached), a pytest run of their own, each phase's time in
+#      the summary
 #  10. the summary of what ran.
 # A step that cannot be done here is recorded and its tests skip with the reason; only test
 # failures (and a broken unit suite) fail the run.
@@ -37,6 +40,8 @@ step() {  # step NAME COMMAND...: run, time and record a set-up step
 # machine 90 minutes). Heavy optional work runs only when it fits; what does not is skipped with the
 # reason in the summary.
 budget=${PHOENIX_CI_BUDGET:-5400}
+# The hosts cycles at the end (measured below): what the optional steps before them keep free.
+hosts_estimate=${PHOENIX_HOSTS_ESTIMATE:-1300}
 fits() {  # fits NAME NEED RESERVE CONSEQUENCE: NEED seconds (0: cached) fit, keeping RESERVE after it
   local name=$1 need=$2 reserve=$3 left=$((budget - SECONDS))
   echo "test.sh: budget ${budget} s, ${SECONDS} s used, ${left} s left; $name needs ~${need} s, ${reserve} s kept for what follows" >&2
@@ -91,7 +96,7 @@ note "live cluster for infra tests and drills: $live"
 # cycles' time kept after it.
 rm -f build/vm-summary.txt
 if [ -e /dev/kvm ] || [ "${PHOENIX_VM_ACCEL:-}" = tcg ]; then
-  fits "pulumi cycle on the VMs" "${PHOENIX_VM_CYCLE_ESTIMATE:-600}" $((${PHOENIX_HOSTS_ESTIMATE:-900} + 600)) \
+  fits "pulumi cycle on the VMs" "${PHOENIX_VM_CYCLE_ESTIMATE:-600}" $((hosts_estimate + 600)) \
     "tests/vm/test_pulumi_vms.py skips" || export PHOENIX_VM_CYCLE=0
 fi
 
@@ -107,10 +112,54 @@ case $live in
   harness) .venv/bin/python -m tests.integration.local_swarm down --stack ci ;;
 esac
 
+# ---- the kubeadm cycle: upstream Kubernetes on container nodes (stack ci-kubeadm) ---------------------
+# `pulumi up` of the stack, then the Kubernetes testinfra checks, the server-side dry-run validation of
+# every stack's rendered objects against its API, the entry's retries on the Traefik just built, the
+# drills and the lifecycle tests (no-op, refresh, stopped node, scale, destroy) on it. It needs the
+# pulumi-kubernetes plugin (over an hour cold: `make toolchain`) and the whole Kubernetes toolchain for
+# the node image (`make k8s-toolchain`): built only when that fits the budget, so a cold CI run skips
+# it with the reason.
+kubeadm_rc=0
+kubeadm_cycle() {
+  local t0=$SECONDS
+  PHOENIX_STACK=ci-kubeadm STACK=ci-kubeadm step "kubeadm-up" scripts/e2e.sh up || return 0
+  note "kubeadm cycle: pulumi up (1+2 nodes, app answering) $((SECONDS - t0)) s"
+  t0=$SECONDS
+  PHOENIX_STACK=ci-kubeadm PHOENIX_LIVE=pulumi PHOENIX_OUTPUTS= PHOENIX_VALIDATE_STACK=ci-kubeadm \
+    .venv/bin/python -m pytest tests/infra tests/k8s/test_server_validation.py tests/k8s/test_traefik_entry.py \
+    tests/drills tests/e2e -p no:cacheprovider --junitxml=build/junit-kubeadm.xml 2>&1 | tee build/pytest-kubeadm.log
+  kubeadm_rc=${PIPESTATUS[0]}
+  note "kubeadm cycle: testinfra, dry-run validation, entry retries, drills and lifecycle tests $((SECONDS - t0)) s (build/pytest-kubeadm.log)"
+  STACK=ci-kubeadm scripts/e2e.sh destroy > build/step-kubeadm-destroy.log 2>&1 \
+    || note "kubeadm cycle: pulumi destroy FAILED: build/step-kubeadm-destroy.log"
+}
+if [ $engine = 1 ]; then
+  kubeadm_need=0 why=""
+  if ! command -v pulumi-resource-kubernetes >/dev/null 2>&1 && ! ls -d "${PULUMI_HOME:-$HOME/.pulumi}"/plugins/resource-kubernetes-v* >/dev/null 2>&1; then
+    kubeadm_need=4500   # scripts/toolchain.sh's cold estimate of the kubernetes piece (docs/airgap.md)
+    why="the pulumi-kubernetes plugin"
+  fi
+  k8s_all=$(bash scripts/k8s-toolchain.sh --estimate 2>/dev/null || echo 3500)
+  (( k8s_all > 0 )) && why="${why:+$why and }the Kubernetes toolchain"
+  kubeadm_need=$((kubeadm_need + k8s_all + ${PHOENIX_KUBEADM_ESTIMATE:-1200}))
+  if fits "kubeadm cycle${why:+ (building $why)}" "$kubeadm_need" $((hosts_estimate + 60)) \
+      "stack ci-kubeadm not brought up; make toolchain and make k8s-toolchain warm the caches"; then
+    if { [ -z "$why" ] || step kubeadm-toolchains bash -c 'PULUMI_TOOLCHAIN_PIECES="cli python command docker kubernetes" bash scripts/toolchain.sh && bash scripts/k8s-toolchain.sh'; } \
+        && step k8s-node-image images/build.sh k8s-node; then
+      kubeadm_cycle
+    else
+      note "kubeadm cycle: not run, its toolchains or node image failed to build (see above)"
+    fi
+  fi
+fi
+
 hosts_rc=0
-# Measured: both cycles about 12 minutes on 2 shared cores (docs/vms.md), the ssh-node image 1-2 more.
-if [ $engine = 1 ] && fits "hosts cycles" "${PHOENIX_HOSTS_ESTIMATE:-900}" 60 "tests/hosts not run"; then
+# Measured: both Swarm cycles about 12 minutes on 2 shared cores (docs/vms.md), the ssh-node image
+# 1-2 more; the kubeadm one (hosts-kubeadm-ci, when the Kubernetes toolchain and plugin are cached)
+# about 6.5 minutes, its bed image 2-5 the first time.
+if [ $engine = 1 ] && fits "hosts cycles" "$hosts_estimate" 60 "tests/hosts not run"; then
   step ssh-node-image images/build.sh ssh-node
+  step ssh-k8s-node-image images/build.sh ssh-k8s-node
   rm -f build/hosts-timings.json build/hosts-summary.txt
   .venv/bin/python -m pytest tests/hosts -p no:cacheprovider --junitxml=build/junit-hosts.xml 2>&1 \
     | tee build/pytest-hosts.log
@@ -127,8 +176,12 @@ echo "================ summary ================"
 printf '%s\n' "${summary[@]}"
 echo "time: ${SECONDS} s of the ${budget} s budget"
 .venv/bin/python scripts/junit_summary.py build/junit.xml || true
-[ -f build/junit-hosts.xml ] && { .venv/bin/python scripts/junit_summary.py build/junit-hosts.xml || true; }
+for junit in build/junit-kubeadm.xml build/junit-hosts.xml; do
+  [ -f "$junit" ] && { .venv/bin/python scripts/junit_summary.py "$junit" || true; }
+done
 [ $rc = 5 ] && rc=0   # "no tests collected" is not a failure of the suite
 [ $hosts_rc = 5 ] && hosts_rc=0
+[ $kubeadm_rc = 5 ] && kubeadm_rc=0
+[ $rc = 0 ] && rc=$kubeadm_rc
 [ $rc = 0 ] && rc=$hosts_rc
 exit $rc

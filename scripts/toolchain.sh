@@ -45,11 +45,12 @@ PULUMI_VERSION=${PULUMI_VERSION:-v3.274.1}
 # The Python language host lives in its own, unserved module since v3.69; v3.68.0 is the last sdk/v3
 # release that contains it (package github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python).
 PYHOST_SDK_VERSION=${PYHOST_SDK_VERSION:-v3.68.0}
-# Kubernetes provider: the one pseudo-version served (commit of 2026-01-15, 1.5 days before v4.25.0).
+# Kubernetes provider: the one pseudo-version served (commit of 2026-01-15, 1.5 days before v4.25.0). It
+# reports 4.25.0+airgap.<commit> (build metadata, as the docker plugin does): not below the SDK's 4.25.0.
 K8S_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
 K8S_MODULE_VERSION=${K8S_MODULE_VERSION:-v4.0.0-20260115033456-f47bc2d6f199}
 K8S_SDK_VERSION=${K8S_SDK_VERSION:-v4.24.0}   # what its go.mod requires (it replaced it with ../sdk)
-K8S_PLUGIN_VERSION=${K8S_PLUGIN_VERSION:-4.25.0-alpha.1768448096+f47bc2d6f199}
+K8S_PLUGIN_VERSION=${K8S_PLUGIN_VERSION:-4.25.0+airgap.f47bc2d6f199}
 # Docker: pulumi-docker's own provider module is not served; we bridge the upstream Terraform provider
 # (the same construction pulumi-docker uses) with pulumi-terraform-bridge. See docs/airgap.md.
 DOCKER_TF_MODULE_VERSION=${DOCKER_TF_MODULE_VERSION:-v0.0.0-20260916201441-96d331c98ff4}

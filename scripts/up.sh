@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 say() { echo "up.sh: $*" >&2; }
 
 scripts/venv.sh
-docker info >/dev/null 2>&1 || scripts/engine.sh
+scripts/engine.sh   # an engine (installed and started when root), and inotify limits for Kubernetes nodes
 # shellcheck source=scripts/pulumi-env.sh
 source scripts/pulumi-env.sh
 
@@ -24,19 +24,22 @@ fi
 [ -f "stacks/Pulumi.$STACK.yaml" ] || { say "no stacks/Pulumi.$STACK.yaml"; exit 2; }
 mkdir -p build
 
-# The offline images build while the toolchain does (a first run: minutes each).
+orchestrator=$(sed -n 's/^ *phoenix:orchestrator: *"\{0,1\}\([a-z0-9]*\).*/\1/p' "stacks/Pulumi.$STACK.yaml")
+# The offline images build while the toolchain does (a first run: minutes each). A kubeadm node carries
+# Kubernetes itself: its image needs the Kubernetes toolchain (scripts/k8s-toolchain.sh, cached).
 images=""
 if grep -q 'local/' "stacks/Pulumi.$STACK.yaml"; then
+  node=node; [ "$orchestrator" = kubeadm ] && node=k8s-node
   say "images for $STACK: building in the background when missing (log: build/up-images.log)"
-  images/build.sh node base registry > build/up-images.log 2>&1 &
+  images/build.sh "$node" base registry > build/up-images.log 2>&1 &
   images=$!
 fi
 
 # A Pulumi of the user's own fetches its plugins itself; else the air-gapped toolchain, only the pieces
-# this stack loads: the kubernetes plugin (over an hour to build) only for k3s.
+# this stack loads: the kubernetes plugin (over an hour to build) only for Kubernetes stacks.
 if ! command -v pulumi >/dev/null 2>&1 || [ "$(command -v pulumi)" = "$PULUMI_TOOLCHAIN_DIR/bin/pulumi" ]; then
   pieces="cli python command docker"
-  grep -Eq '^ *phoenix:orchestrator: *k3s' "stacks/Pulumi.$STACK.yaml" && pieces="$pieces kubernetes"
+  case $orchestrator in k3s|kubeadm) pieces="$pieces kubernetes" ;; esac
   plugins=$(for p in $pieces; do case $p in cli|python) ;; *) printf ' pulumi-resource-%s' "$p" ;; esac; done)
   say "Pulumi toolchain for $STACK: $pieces (cached pieces are reused; docs/airgap.md)"
   PULUMI_TOOLCHAIN_PIECES=$pieces PULUMI_TOOLCHAIN_REQUIRED="pulumi pulumi-language-python$plugins" \

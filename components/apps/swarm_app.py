@@ -129,8 +129,12 @@ class SwarmApp(pulumi.ComponentResource):
                     reservation=docker.ServiceTaskSpecResourcesReservationArgs(
                         nano_cpus=s.resources.request_cpu_millis * 1_000_000,
                         memory_bytes=s.resources.request_memory_mb * 1024 * 1024)),
+                # A killed or crashed task is replaced after half a second (Swarm's default: 5 s); about
+                # half of the time until its replacement is healthy is the first health check, `interval`
+                # after the start. Not zero: a container that crashes at once would be restarted in a
+                # busy loop.
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
-                    condition="any", delay="1s", max_attempts=0, window="10s"),
+                    condition="any", delay="500ms", max_attempts=0, window="10s"),
             ),
             update_config=docker.ServiceUpdateConfigArgs(
                 parallelism=u.parallelism, delay=_duration(u.delay_s), failure_action="rollback",

@@ -47,7 +47,12 @@ def private_addresses(network_cidr: str, managers: int, workers: int) -> list[st
 
 
 # What cloud-init installs for each host prerequisite (scripts/prepare.sh checks it afterwards).
-PREREQUISITE_PACKAGES = {"docker": (["docker.io"], [["systemctl", "enable", "--now", "docker"]])}
+PREREQUISITE_PACKAGES = {
+    "docker": (["docker.io"], [["systemctl", "enable", "--now", "docker"]]),
+    # Configured and started by prepare.sh (containerd's configuration comes from the orchestrator).
+    "kubeadm": (["containerd", "runc", "containernetworking-plugins", "conntrack", "socat", "iptables", "ethtool",
+                 "etcd-client", "openssl"], []),
+}
 
 
 def cloud_init(prerequisites: Sequence[str]) -> str:
@@ -56,7 +61,8 @@ def cloud_init(prerequisites: Sequence[str]) -> str:
     for name in prerequisites:
         packages, commands = PREREQUISITE_PACKAGES[name]
         doc.setdefault("packages", []).extend(packages)
-        doc.setdefault("runcmd", []).extend(commands)
+        if commands:
+            doc.setdefault("runcmd", []).extend(commands)
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False)
 
 

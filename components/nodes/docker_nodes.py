@@ -150,7 +150,7 @@ class DockerNodes(pulumi.ComponentResource):
                 name=node_name,
                 hostname=node_name,
                 image=node_image.image_id,
-                command=runtime.command(ctx),
+                command=runtime.command(ctx) or None,
                 envs=[f"{k}={v}" for k, v in runtime.env.items()] or None,
                 restart="unless-stopped",
                 **self._privileges(cfg),

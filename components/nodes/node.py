@@ -54,6 +54,18 @@ def _command_opts(opts: pulumi.ResourceOptions | None, secret_stdout: bool) -> p
     return pulumi.ResourceOptions.merge(extra, opts)
 
 
+SCRIPT_VARIABLE = "PHOENIX_SCRIPT"
+
+
+def _lift_script(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """A script's argv (`sh -c SCRIPT PROGRAM ARGS`, script_argv) with the script's text moved into the
+    environment: the command line, which Pulumi prints whole when a step fails, stays one line."""
+    argv = list(argv)
+    if len(argv) > 3 and argv[:2] == ["sh", "-c"] and "\n" in argv[2]:
+        return ["sh", "-c", f'eval "${SCRIPT_VARIABLE}"', *argv[3:]], {SCRIPT_VARIABLE: argv[2]}
+    return argv, {}
+
+
 @dataclass(frozen=True)
 class DockerExec:
     """A container on the Docker engine that runs Pulumi: commands go through `docker exec`."""
@@ -84,19 +96,37 @@ class DockerExec:
                 f'"") ;; running) {line} ;; '
                 f'*) echo "container {match} is $state: its own step is skipped" >&2 ;; esac')
 
+    def _exec(self, target: str, argv: Sequence[str]) -> list[str]:
+        """`docker exec` of argv in `target`; a script's text passes through the environment."""
+        argv, env = _lift_script(argv)
+        return ["docker", "exec", "-i", *[a for k in env for a in ("-e", k)], target, *argv]
+
     def _delete(self, delete: pulumi.Input[Sequence[str]]) -> pulumi.Output[str]:
         def line(values: list) -> str:
             argv, container_id = values
             target, match = (container_id, f"id={container_id}") if container_id else \
                 (self.container, f"name=^{self.container}$")
-            return self.gone_or(match, shlex.join(["docker", "exec", "-i", target, *argv]))
+            return self.gone_or(match, shlex.join(self._exec(target, argv)))
         return pulumi.Output.all(delete, self.id).apply(line)
+
+    @staticmethod
+    def _environment(argv, delete) -> pulumi.Output[dict[str, str]]:
+        """The variables the create and delete lines read (one script for both)."""
+        def merged(values: list) -> dict[str, str]:
+            env: dict[str, str] = {}
+            for one in values:
+                for key, value in (_lift_script(one)[1] if one is not None else {}).items():
+                    if env.setdefault(key, value) != value:
+                        raise ValueError("a command's create and delete run different scripts")
+            return env
+        return pulumi.Output.all(argv, delete).apply(merged)
 
     def command(self, name, argv, *, stdin=None, delete=None, triggers=None, secret_stdout=False, opts=None):
         return local.Command(
             name,
-            create=_shell(self.argv, argv),
+            create=_shell(lambda a: self._exec(self.container, a), argv),
             delete=None if delete is None else self._delete(delete),
+            environment=self._environment(argv, delete),
             stdin=stdin,
             triggers=triggers,
             # A secret stdout must not be streamed to the `pulumi up` log either.
@@ -105,7 +135,8 @@ class DockerExec:
         )
 
     def pipe(self, name, producer, argv, *, triggers=None, opts=None):
-        return local.Command(name, create=f"{producer} | {shlex.join(self.argv(argv))}", triggers=triggers, opts=opts)
+        return local.Command(name, create=f"{producer} | {shlex.join(self._exec(self.container, argv))}",
+                             environment=_lift_script(argv)[1] or None, triggers=triggers, opts=opts)
 
 
 @dataclass(frozen=True)
@@ -236,6 +267,8 @@ class MachineNeeds(Protocol):
     ports: Sequence[Port]
     host_prerequisites: Sequence[str]
     """What scripts/prepare.sh installs on a host before the bootstrap (`docker`), or nothing."""
+    prepare_input: str
+    """What scripts/prepare.sh reads on stdin for those prerequisites (kubeadm: containerd's configuration), or ""."""
 
 
 @dataclass(frozen=True)
@@ -262,13 +295,17 @@ class Node:
 
     def run(self, name: str, argv: pulumi.Input[Sequence[str]], *, parent: pulumi.Resource, stdin=None, delete=None,
             triggers: Sequence[pulumi.Input] = (), depends_on: Sequence[pulumi.Resource] = (),
-            secret_stdout: bool = False) -> pulumi.CustomResource:
-        """Run `argv` on this node as a child of `parent`, after the node is ready."""
+            secret_stdout: bool = False, delete_before_replace: bool = False) -> pulumi.CustomResource:
+        """Run `argv` on this node as a child of `parent`, after the node is ready.
+
+        `delete_before_replace`: on a replaced machine, `delete` runs (on the old one) before `argv`
+        runs on the new one (an uninstall must not follow the new install)."""
         keys = [self.replace_key] if self.replace_key is not None else []
         return self.connection.command(
             name, argv, stdin=stdin, delete=delete, triggers=[*keys, *triggers],
             secret_stdout=secret_stdout,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*self.ready, *depends_on]))
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*self.ready, *depends_on],
+                                        delete_before_replace=delete_before_replace))
 
 
 def script_argv(script: str, program: str, *args: str) -> list[str]:

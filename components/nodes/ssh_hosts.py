@@ -112,6 +112,7 @@ class SshHosts(pulumi.ComponentResource):
             # the connection) and prerequisites; its error names the host and the reason.
             self.prepared[h.name] = connections[h.name].command(
                 f"{name}-prepare-{h.name}", prepare_argv(h.name, args["orchestrator"].host_prerequisites),
+                stdin=args["orchestrator"].prepare_input or None,
                 triggers=[h.replace_key] if h.replace_key is not None else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(h.ready)))
         prepared = list(self.prepared.values())

@@ -4,6 +4,8 @@ PHOENIX_DRILL_STACK=NAME drills an existing cluster (a Pulumi stack's outputs wh
 stack exist, else the harness cluster of that name; see scripts/swarm_state.py). Under scripts/test.sh
 (PHOENIX_LIVE=pulumi|harness) they drill its live cluster (PHOENIX_STACK / PHOENIX_OUTPUTS). Else a
 fresh 1 manager + 2 workers harness cluster (tests.integration.local_swarm) is made and removed.
+A Kubernetes cluster (outputs `orchestrator` k3s or kubeadm) is read through the pinned kubectl
+(scripts/k8s_state.py): without it the drills skip, saying which build makes it.
 The drills change the cluster: web ends on APP_VERSION drill-2, the stopped worker is started again.
 """
 import os
@@ -28,6 +30,10 @@ def drill_target():
             target = resolve(stack)
         except LookupError as err:
             pytest.skip(str(err))
+        if target.orchestrator != "swarm":
+            from scripts.k8s_state import kubectl_missing
+            if kubectl_missing():
+                pytest.skip(f"{target.stack} runs {target.orchestrator}: {kubectl_missing()}")
         yield target
         return
     problem = engine_problem()

@@ -1,23 +1,29 @@
-"""Fault drills on a live Swarm, under a steady request loop against the entry URL.
+"""Fault drills on a live cluster (Swarm or Kubernetes), under a steady request loop against the entry URL.
 
 Each drill injects one fault, measures the requests sent and failed meanwhile and the seconds until
 the service is back at its full healthy replica count (Swarm counts a task `running` only once its
-health check passed), and returns one record:
+health check passed, Kubernetes a pod once it is Ready), and returns one record:
 
-  kill-task       `docker kill` of one web task's container on its node
+  kill-task       one web container killed on its node (`docker kill`; Kubernetes: `ctr task kill`,
+                  the kubelet restarts it)
   stop-worker     `docker stop` of a worker node container (all its tasks lost)
   rolling-update  web rolled to a new APP_VERSION (start-first, one at a time)
   failed-update   web rolled to a version whose /healthz fails (FAIL_HEALTHZ=1): automatic rollback
-  phoenix         the phoenix controller replaces containers for several intervals
+                  (Swarm's update policy; Kubernetes: the rollback controller, after the progress deadline)
+  phoenix         the phoenix controller replaces containers for several intervals (phoenix_runs.py)
 
-Used by tests/drills/test_drills.py (pytest -m engine) and scripts/bench.py. Traffic goes only to the
-cluster's loopback entry URL; everything else is `docker exec` on the cluster's own node containers.
+The drills read the cluster through the target (scripts/swarm_state.Target, scripts/k8s_state.KubeTarget:
+the same state shape) and inject faults through its primitives (kill, update_env); everything else is
+shared. Used by tests/drills/test_drills.py (pytest -m engine) and scripts/bench.py. Traffic goes only
+to the cluster's loopback entry URL; everything else is `docker exec` on the cluster's own node
+containers or the cluster's API.
 """
 from __future__ import annotations
 
 import http.client
 import json
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -30,6 +36,8 @@ from urllib.parse import urlsplit
 from scripts.swarm_state import ROOT, Target, docker
 
 APP_SERVICES = ("web", "api")
+BUSY = ("updating", "rollback_started", "stalled")
+"""Rollout states in which a service is not at full strength (stalled: Kubernetes' failed rollout)."""
 RESULTS = ROOT / "build" / "drills.json"
 
 
@@ -49,8 +57,11 @@ class Load:
         self.sent = self.failed = 0
         self.latencies: list[float] = []
         self.errors: list[str] = []
+        self.error_kinds: Counter = Counter()
         self.versions: Counter = Counter()
-        self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="load")
+        # A thread for every request that may be in flight (each may wait out its timeout), so that
+        # requests leave on schedule however slow the answers (open loop).
+        self.pool = ThreadPoolExecutor(max_workers=int(rate * timeout) + 16, thread_name_prefix="load")
         self.thread = threading.Thread(target=self._run, name="load", daemon=True)
 
     def start(self) -> "Load":
@@ -81,8 +92,10 @@ class Load:
             ok = response.status == 200
             version = json.loads(body)["web"]["version"] if ok else None
             error = None if ok else f"HTTP {response.status}: {body[:160]!r}"
+            # The entry's own error, or web's report that its call to api failed (a JSON body).
+            kind = None if ok else f"HTTP {response.status}" + (" from web (api call)" if body.startswith(b"{") else "")
         except Exception as err:  # noqa: BLE001 - every failure counts
-            ok, version, error = False, None, f"{type(err).__name__}: {err}"
+            ok, version, error, kind = False, None, f"{type(err).__name__}: {err}", type(err).__name__
         finally:
             conn.close()
         with self.lock:
@@ -91,6 +104,7 @@ class Load:
                 self.versions[version] += 1
             else:
                 self.failed += 1
+                self.error_kinds[kind] += 1
                 if len(self.errors) < 10:
                     self.errors.append(f"+{t - self.t0:.1f}s {error}")
 
@@ -104,30 +118,7 @@ class Load:
                 "latency_p50_ms": round(statistics.median(lat) * 1000, 1),
                 "latency_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1),
                 "latency_max_ms": round(lat[-1] * 1000, 1),
-                "versions": dict(self.versions), "errors": self.errors}
-
-
-class LogFollower:
-    """`docker service logs --follow` of a service, collected in a thread (a removed task's logs are gone)."""
-
-    def __init__(self, target: Target, service: str):
-        import subprocess
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(["docker", "exec", target.manager, "docker", "service", "logs", "--follow",
-                                      "--raw", "--tail", "0", service], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
-
-    def stop(self) -> list[str]:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.thread.join(timeout=5)
-        return sorted(l for l in self.lines if " phoenix " in l)
+                "versions": dict(self.versions), "errors": self.errors, "error_kinds": dict(self.error_kinds)}
 
 
 class NoLoad:
@@ -148,7 +139,7 @@ def running(service: dict) -> list[dict]:
 def at_full(state: dict, services=APP_SERVICES) -> bool:
     for name in services:
         s = state["services"].get(name)
-        if s is None or s["update"] in ("updating", "rollback_started") or len(running(s)) < s["desired"]:
+        if s is None or s["update"] in BUSY or len(running(s)) < s["desired"]:
             return False
     return True
 
@@ -167,7 +158,7 @@ class Watch:
         while True:
             try:
                 state = self.target.state()
-            except (RuntimeError, json.JSONDecodeError):
+            except (RuntimeError, json.JSONDecodeError, subprocess.TimeoutExpired):
                 state = None  # a manager busy electing / restarting: try again
             if state:
                 for name in self.services:
@@ -224,7 +215,7 @@ def wait_ready(target: Target, timeout: float = 300) -> float:
         try:
             state = target.state()
             full = at_full(state, tuple(state["services"]))
-        except (RuntimeError, json.JSONDecodeError):
+        except (RuntimeError, json.JSONDecodeError, subprocess.TimeoutExpired):
             full = False
         streak = streak + 1 if full and (not target.app_url or entry_answers(target.app_url)) else 0
         if streak >= 3:
@@ -234,16 +225,16 @@ def wait_ready(target: Target, timeout: float = 300) -> float:
         time.sleep(0.3)
 
 
-def load_for(target: Target, rate: float, wait: bool = True) -> Load | NoLoad:
+def load_for(target: Target, rate: float, wait: bool = True, max_seconds: float = 240.0) -> Load | NoLoad:
     if not target.app_url:
         return NoLoad()
     if wait:
         wait_ready(target, 120)  # a drill measures its fault, not a cluster that is still starting
-    return Load(target.app_url, rate)
+    return Load(target.app_url, rate, max_seconds=max_seconds)
 
 
 def record(drill: str, target: Target, load: dict, recovery_s: Optional[float], **extra) -> dict:
-    rec = {"drill": drill, "cluster": f"{target.source}:{target.stack}", **load,
+    rec = {"drill": drill, "cluster": f"{target.source}:{target.stack}", "orchestrator": target.orchestrator, **load,
            "recovery_s": None if recovery_s is None else round(recovery_s, 2), **extra}
     return rec
 
@@ -260,13 +251,14 @@ def kill_task(target: Target, service: str = "web", rate: float = 20.0, services
     state = target.state()
     tasks = running(state["services"][service])
     managers = {n["hostname"] for n in state["nodes"] if n["role"] == "manager"}
-    victim = sorted(tasks, key=lambda t: (t["node"] in managers, t["created"]))[0]  # prefer a worker's task
+    # A worker's task, one never restarted (the kubelet backs off restarts of a crashing container).
+    victim = sorted(tasks, key=lambda t: (t["node"] in managers, t.get("restarts", 0), t["created"]))[0]
     before = {t["id"] for n in services for t in running(state["services"][n])}
     watch = Watch(target, services)
     load = load_for(target, rate).start()
     time.sleep(2)
     t0, wall = time.monotonic(), time.time()
-    target.exec(victim["node"], "docker", "kill", victim["container"])
+    target.kill(victim)
 
     def back(st):
         s = st["services"][service]
@@ -298,27 +290,41 @@ def stop_worker(target: Target, rate: float = 20.0, services=APP_SERVICES, resta
             down["at"] = time.monotonic() - t0
         return at_full(st, services) and all(t["node"] != node for name in services
                                             for t in running(st["services"][name]))
-    polled, st = watch.until(back, 90, t0)
-    exact = healthy_again_s(st, services, before, wall)
-    time.sleep(2)
-    result = record("stop-worker", target, load.stop(), exact if exact is not None else polled,
-                    polled_s=round(polled, 2), node=node, tasks_lost=lost,
-                    node_down_s=round(down["at"], 2) if "at" in down else None, lowest=watch.lowest)
-    stopper.join()
+    # Kubernetes notices a silent node after the node monitor's grace period, and replaces its pods
+    # after their toleration of the unreachable taint: slower than Swarm, hence the longer bound.
+    # Whatever happens, the figures are recorded and the node is started again.
+    try:
+        polled, st = watch.until(back, 180, t0)
+        exact, missed = healthy_again_s(st, services, before, wall), None
+        time.sleep(2)
+    except TimeoutError as err:
+        polled, exact, missed = None, None, str(err)
+    finally:
+        stopper.join()
+        if restart:  # first: the load may take a while to collect its last answers
+            docker("start", node)
+        load_result = load.stop()
+    result = record("stop-worker", target, load_result, exact if exact is not None else polled,
+                    polled_s=None if polled is None else round(polled, 2), node=node, tasks_lost=lost,
+                    node_down_s=round(down["at"], 2) if "at" in down else None, lowest=watch.lowest,
+                    **({"outcome": missed} if missed else {}))
     if restart:
-        docker("start", node)
+        # A restarted Kubernetes node re-registers and starts its pod network first: minutes when loaded.
         Watch(target, services).until(lambda st: any(n["hostname"] == node and n["state"] == "ready"
-                                                     for n in st["nodes"]), 120)
+                                                     for n in st["nodes"]), 300)
     return result
 
 
 def rolling_update(target: Target, service: str = "web", version: str = "drill-2", rate: float = 20.0,
                    services=APP_SERVICES, extra_args: tuple = ()) -> dict:
+    current = target.state()["services"][service]["env"].get("APP_VERSION")
+    if current == version:  # an unchanged env rolls nothing out (a cluster drilled before)
+        version = f"{version}-{time.strftime('%H%M%S')}"
     watch = Watch(target, services)
     load = load_for(target, rate).start()
     time.sleep(2)
     t0 = time.monotonic()
-    target.sh(f"docker service update --detach --quiet --env-add APP_VERSION={version} {' '.join(extra_args)} {service} >/dev/null")
+    target.update_env(service, {"APP_VERSION": version}, extra_args)
 
     def done(st):
         s = st["services"][service]
@@ -330,122 +336,69 @@ def rolling_update(target: Target, service: str = "web", version: str = "drill-2
 
 
 def failed_update(target: Target, service: str = "web", rate: float = 20.0, services=APP_SERVICES,
-                  break_args: str = "--env-add FAIL_HEALTHZ=1 --env-add APP_VERSION=broken") -> dict:
+                  env: Optional[dict] = None, extra_args: tuple = ()) -> dict:
+    env = env or {"FAIL_HEALTHZ": "1", "APP_VERSION": "broken"}
     before = target.state()["services"][service]["env"].get("APP_VERSION")
+    within = target.rollback_within_s(service)
+    # The load runs until the rollback: Kubernetes first waits for the progress deadline and the
+    # rollback controller's delay (several minutes).
     watch = Watch(target, services)
-    load = load_for(target, rate).start()
+    load = load_for(target, rate, max_seconds=within + 60).start()
     time.sleep(2)
     t0 = time.monotonic()
-    target.sh(f"docker service update --detach --quiet {break_args} {service} >/dev/null")
+    target.update_env(service, env, extra_args)
     seconds, st = watch.until(lambda st: st["services"][service]["update"] in ("rollback_completed", "paused",
                                                                                 "rollback_paused")
-                              and at_full(st, services), 300, t0)
+                              and at_full(st, services), within, t0)
     time.sleep(2)
     s = st["services"][service]
     return record("failed-update", target, load.stop(), seconds, service=service, outcome=s["update"],
                   version_after=s["env"].get("APP_VERSION"), version_before=before, lowest=watch.lowest)
 
 
-def phoenix_service_argv(inputs: dict) -> list[str]:
-    """`docker service create` for the inputs of the phoenix controller's pulumi-docker Service."""
-    task, spec = inputs["taskSpec"], inputs["taskSpec"]["containerSpec"]
-    health, restart = spec["healthcheck"], task["restartPolicy"]
-    limits, reserve = task["resources"]["limits"], task["resources"]["reservation"]
-    argv = ["docker", "service", "create", "--quiet", "--detach", "--name", inputs["name"], "--replicas", "1",
-            "--health-cmd", " ".join(health["tests"][1:]), "--health-interval", health["interval"],
-            "--health-timeout", health["timeout"], "--health-retries", str(int(health["retries"])),
-            "--health-start-period", health["startPeriod"], "--stop-grace-period", spec["stopGracePeriod"],
-            "--restart-condition", restart["condition"], "--restart-delay", restart["delay"],
-            "--limit-cpu", str(limits["nanoCpus"] / 1e9), "--limit-memory", str(int(limits["memoryBytes"])),
-            "--reserve-cpu", str(reserve["nanoCpus"] / 1e9), "--reserve-memory", str(int(reserve["memoryBytes"])),
-            "--update-order", inputs["updateConfig"]["order"]]
-    for m in spec["mounts"]:
-        argv += ["--mount", f"type={m['type']},source={m['source']},target={m['target']}"]
-    for c in task["placement"]["constraints"]:
-        argv += ["--constraint", c]
-    for k, v in spec["env"].items():
-        argv += ["--env", f"{k}={v}"]
-    for label in inputs["labels"]:
-        argv += ["--label", f"{label['label']}={label['value']}"]
-    return argv + [spec["image"], *spec["commands"]]
-
-
-def render_phoenix(stack: str, image: str, interval: int, services=APP_SERVICES) -> dict:
-    """The phoenix controller's service inputs exactly as components/apps/phoenix.py renders them."""
-    import pulumi
-
-    from components.apps.phoenix import swarm_phoenix
-    from components.config import parse
-    from tests.unit.conftest import Mocks
-
-    cfg = parse({"phoenix": True, "phoenixInterval": interval, "phoenixServices": list(services)}, stack)
-    mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="phoenix", stack=stack, preview=False)
-
-    @pulumi.runtime.test
-    def render():
-        return swarm_phoenix("px", cfg.app, image, cfg.labels).service.urn
-    render()
-    return mocks.of("docker:index/service:Service")["px-service"]
-
-
 def phoenix(target: Target, interval: int = 10, duration: float = 50, rate: float = 20.0,
             services=APP_SERVICES, image: Optional[str] = None) -> dict:
+    """Phoenix mode for `duration` seconds at `interval`, under load: the stack's controller sped up,
+    or one rendered from components/apps/phoenix.py for the drill and removed after it."""
+    from tests.drills.phoenix_runs import run_for
+
     if target.app_url:
         wait_ready(target, 120)  # before the controller starts: its rounds keep services `updating`
     state = target.state()
-    created = "phoenix" not in state["services"]
-    slow = None
-    if created:
-        image = image or target.sh("docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'").strip()
-        argv = phoenix_service_argv(render_phoenix(target.stack, image, interval, services))
-        target.exec(target.manager, *argv)
-    else:
-        slow = state["services"]["phoenix"]["env"].get("PHOENIX_INTERVAL")
-        if slow and float(slow) > interval:  # the stack's own controller, sped up for the drill
-            target.sh(f"docker service update --detach --quiet --env-add PHOENIX_INTERVAL={interval} phoenix >/dev/null")
-        else:
-            slow = None
-    Watch(target, ("phoenix",)).until(lambda st: at_full(st, ("phoenix",)), 60)
-    follower = LogFollower(target, "phoenix")
+    run = run_for(target, interval, services, image)
+    run.start(state)
     watch = Watch(target, services, poll=0.3)
     load = load_for(target, rate, wait=False).start()
     t0 = time.monotonic()
     try:
         watch.until(lambda st: time.monotonic() - t0 > duration, duration + 30)
     finally:
-        # Stop the controller as Swarm does (SIGTERM): it closes the round in flight, then exits.
-        if created:
-            target.sh("docker service scale --detach phoenix=0 >/dev/null")
-        elif slow:
-            target.sh(f"docker service update --detach --quiet --env-add PHOENIX_INTERVAL={slow} phoenix >/dev/null")
+        run.stop()
     observed = time.monotonic() - t0
 
     def closed(st):
-        idle = all(st["services"][n]["update"] not in ("updating", "rollback_started") for n in services)
-        marks = any(c.startswith("node.labels.phoenix.rotate") for n in services for c in st["services"][n]["constraints"])
-        marks = marks or any(k in n["labels"] for n in st["nodes"] for k in ("phoenix.paused", "phoenix.rotate"))
-        stopped = not created or not running(st["services"]["phoenix"])
-        return stopped and idle and not marks and at_full(st, services)
+        idle = all(st["services"][n]["update"] not in BUSY for n in services)
+        return idle and run.closed(st) and at_full(st, services)
     try:
         closed_s, _ = watch.until(closed, 90)
     finally:
         time.sleep(1)
         load_result = load.stop()
-        lines = follower.stop()
-        if created:
-            target.sh("docker service rm phoenix >/dev/null")
-    replaced = [l for l in lines if " phoenix replaced " in l]
-    rounds = [float(l.split("seconds=")[1].split()[0]) for l in replaced if "seconds=" in l]
+        figures = run.finish()
     return record("phoenix", target, load_result, None, interval_s=interval, observed_s=round(observed, 1),
-                  replaced=len(replaced), rounds=len([l for l in lines if " phoenix replace " in l]),
-                  round_s_max=max(rounds) if rounds else None, closed_after_stop_s=round(closed_s, 1),
-                  errors_logged=[l for l in lines if " phoenix error " in l or " not-replaced " in l][:5],
-                  lowest=watch.lowest, desired={n: state["services"][n]["desired"] for n in services})
+                  **figures, closed_after_stop_s=round(closed_s, 1), lowest=watch.lowest,
+                  desired={n: state["services"][n]["desired"] for n in services}, floor=run.floor(state))
 
 
 def write(records: list[dict], path: Path = RESULTS) -> Path:
+    """The records, beside the latest ones of other orchestrators already in the file (Swarm's and
+    Kubernetes' figures side by side)."""
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "drills": records},
+    mine = {r.get("orchestrator") for r in records}
+    try:
+        kept = [r for r in json.loads(path.read_text())["drills"] if r.get("orchestrator", "swarm") not in mine]
+    except (OSError, ValueError, KeyError):
+        kept = []
+    path.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "drills": kept + records},
                                indent=2))
     return path

@@ -1,11 +1,13 @@
-"""Fault drills under a steady request loop (20 req/s to the loopback entry URL).
+"""Fault drills under a steady request loop (20 req/s to the loopback entry URL), on Swarm or Kubernetes
+(the same drills and figures; tests/drills/drills.py).
 
 Targets: no failed request through a killed task, a rolling update, a failed update (rolled back) and
-phoenix rounds (every service keeps >= 2 replicas); >= 99 % success when a worker stops; a killed task
-healthy again within 5 s; a lost worker's replicas back within 15 s. Every figure is recorded in
-build/drills.json whether or not it meets its target. The request targets are always asserted; the
-two time targets are asserted unless the machine is overloaded (then they xfail, naming the load). The worker drill runs last: it leaves the tasks
-spread unevenly.
+phoenix rounds (every service kept at its floor: the desired count on Swarm, the disruption budget
+the evictions honour on Kubernetes); >= 99 % success when a worker stops; a killed task healthy again
+within 5 s; a lost worker's replicas back within 15 s. Every figure is recorded in build/drills.json
+whether or not it meets its target. The request targets are always asserted; the two time targets
+are asserted unless the machine is overloaded (then they xfail, naming the load). The worker drill
+runs last: it leaves the tasks spread unevenly.
 """
 import os
 
@@ -50,7 +52,7 @@ def test_a_rolling_update_drops_no_request(drill_target, drill_records):
     rec = drills.rolling_update(drill_target, version="drill-2")
     drill_records.append(rec)
     check(rec, no_failed_request=(rec["failed"] == 0, f"{rec['failed']} failed"),
-          new_version_served=("drill-2" in rec["versions"], f"versions seen {rec['versions']}"))
+          new_version_served=(rec["version"] in rec["versions"], f"versions seen {rec['versions']}"))
 
 
 def test_a_failing_version_is_rolled_back_without_failed_requests(drill_target, drill_records):
@@ -66,8 +68,9 @@ def test_phoenix_replaces_containers_for_several_intervals_without_failed_reques
     rec = drills.phoenix(drill_target, interval=10, duration=50)
     drill_records.append(rec)
     check(rec, replaced_several=(rec["replaced"] >= 3, f"{rec['replaced']} replaced, log errors {rec['errors_logged']}"),
-          never_below_desired=(all(rec["lowest"][s] >= rec["desired"][s] for s in rec["desired"]),
-                               f"lowest {rec['lowest']} vs desired {rec['desired']}"),
+          # Swarm: the desired count (start-first); Kubernetes: the disruption budget the evictions honour.
+          never_below_floor=(all(rec["lowest"][s] >= rec["floor"][s] for s in rec["floor"]),
+                             f"lowest {rec['lowest']} vs floor {rec['floor']} (desired {rec['desired']})"),
           no_failed_request=(rec["failed"] == 0, f"{rec['failed']} failed"))
 
 
@@ -75,4 +78,6 @@ def test_a_stopped_worker_costs_under_1_percent_of_requests(drill_target, drill_
     rec = drills.stop_worker(drill_target)
     drill_records.append(rec)
     check(rec, success_99=(rec["success_rate"] >= 0.99, f"{rec['success_rate']:.2%}"),
-          timing=(rec["recovery_s"] <= LOST_WORKER_BACK_S, f"back after {rec['recovery_s']} s, target 15 s"))
+          back_at_full=(rec["recovery_s"] is not None, rec.get("outcome")),
+          timing=(rec["recovery_s"] is not None and rec["recovery_s"] <= LOST_WORKER_BACK_S,
+                  f"back after {rec['recovery_s']} s, target 15 s"))

@@ -2,7 +2,9 @@
 
 Each host is a container of `local/ssh-node:bookworm` (images/build.sh ssh-node): sshd and its own
 dockerd (docker-in-docker without --privileged, /var/lib/docker on a volume), on a bridge network of
-its own with a fixed address. Nothing else is shared with the machine that runs Pulumi: no Docker
+its own with a fixed address. Beds for kubeadm (KUBEADM) use `local/ssh-k8s-node:bookworm` instead:
+a bare Debian host with sshd that the prepare step installs containerd on (/var/lib/containerd on
+a volume). Nothing else is shared with the machine that runs Pulumi: no Docker
 socket, no host network, no `docker exec` by the program. The bed, not the stack, creates them,
 with a generated client key pair and generated host keys; `known_hosts` and `ssh_config` in the
 bed's directory let the test's own ssh clients (testinfra, checks) verify those host keys.
@@ -20,7 +22,7 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 IMAGE = "local/ssh-node:bookworm"
 LABEL = "io.phoenix.bed"
@@ -44,6 +46,40 @@ SNAPSHOT = {
 }
 
 
+# kubeadm hosts as found: no Kubernetes files, images, containers, processes or interfaces. The
+# prerequisites prepare.sh installs (containerd and the kubelet service, idle) stay, as docker.io
+# does on Swarm hosts; so do kube-proxy's iptables rules, which `kubeadm reset` leaves as well.
+KUBEADM_SNAPSHOT = {
+    "kubernetes files": "find /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /var/lib/cni "
+                        "/var/lib/phoenix-kubeadm /usr/local/bin -type f 2>/dev/null | sort; true",
+    "images": "ctr -n k8s.io images ls -q 2>/dev/null | sort; true",
+    "containers": "ctr -n k8s.io containers ls -q 2>/dev/null | sort; true",
+    "processes": "ps -eo comm= | grep -E '^(kube|etcd|flanneld|traefik|coredns|metrics-server|pause|containerd-shim)' "
+                 "| sort -u; true",
+    "interfaces": "ip -o link show | awk -F': ' '{ print $2 }' | grep -E '^(cni0|flannel|veth)' | sort; true",
+    "files": "ls -A /var/tmp /tmp /root 2>/dev/null; true",
+}
+
+
+@dataclass(frozen=True)
+class BedKind:
+    """What the bed's hosts are made of."""
+
+    image: str
+    build: str
+    """images/build.sh target of `image`."""
+    data_dir: str
+    """Kept on a volume (overlay snapshots cannot sit on the container's overlayfs)."""
+    ready: str
+    """A command that succeeds over SSH once the host is up."""
+    snapshot: Mapping[str, str]
+    """What "as found" compares (see SNAPSHOT)."""
+
+
+SWARM = BedKind(IMAGE, "ssh-node", "/var/lib/docker", "docker info --format '{{.ServerVersion}}'", SNAPSHOT)
+KUBEADM = BedKind("local/ssh-k8s-node:bookworm", "ssh-k8s-node", "/var/lib/containerd", "true", KUBEADM_SNAPSHOT)
+
+
 class BedError(RuntimeError):
     pass
 
@@ -55,15 +91,15 @@ def docker(*args: str, check: bool = True, input: bytes | None = None, timeout: 
     return done
 
 
-def missing_requirement() -> str:
-    """Why no bed can be made here, or ''."""
+def missing_requirement(kind: BedKind = SWARM) -> str:
+    """Why no bed of `kind` can be made here, or ''."""
     for tool in ("docker", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (apt-get install docker.io openssh-client)"
     if docker("info", check=False, timeout=30).returncode != 0:
         return "no Docker engine answers (scripts/engine.sh starts one)"
-    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        return f"the bed image {IMAGE} is missing: images/build.sh ssh-node"
+    if docker("image", "inspect", kind.image, check=False).returncode != 0:
+        return f"the bed image {kind.image} is missing: images/build.sh {kind.build}"
     return ""
 
 
@@ -99,10 +135,10 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
 
 
 class Bed:
-    """A set of SSH hosts on network `phxbed-<stack>` (subnet given), files under `directory`."""
+    """A set of SSH hosts of `kind` on network `phxbed-<stack>` (subnet given), files under `directory`."""
 
-    def __init__(self, stack: str, subnet: str, directory: Path):
-        self.stack, self.subnet, self.directory = stack, ipaddress.ip_network(subnet), directory
+    def __init__(self, stack: str, subnet: str, directory: Path, kind: BedKind = SWARM):
+        self.stack, self.subnet, self.directory, self.kind = stack, ipaddress.ip_network(subnet), directory, kind
         self.prefix = f"phxbed-{stack}"
         self.network = self.prefix
         self.key_file = directory / "id_ed25519"
@@ -138,10 +174,11 @@ class Bed:
         return self
 
     def _start(self, host: BedHost, host_key: bytes, host_key_pub: str) -> None:
-        docker("volume", "create", "--label", f"{LABEL}={self.stack}", f"{host.container}-docker")
+        volume = f"{host.container}-{Path(self.kind.data_dir).name}"
+        docker("volume", "create", "--label", f"{LABEL}={self.stack}", volume)
         docker("create", "--name", host.container, "--hostname", host.name, "--label", f"{LABEL}={self.stack}",
                "--network", self.network, "--ip", host.address, *DIND_FLAGS,
-               "-v", f"{host.container}-docker:/var/lib/docker", IMAGE)
+               "-v", f"{volume}:{self.kind.data_dir}", self.kind.image)
         files = {"/etc/ssh/ssh_host_ed25519_key": (host_key, 0o600),
                  "/etc/ssh/ssh_host_ed25519_key.pub": (host_key_pub.encode() + b"\n", 0o644),
                  "/root/.ssh/authorized_keys": (self.public_key.encode() + b"\n", 0o600)}
@@ -149,10 +186,10 @@ class Bed:
         docker("start", host.container)
 
     def wait_ready(self, host: BedHost, timeout: float = 120) -> None:
-        """sshd answers with the generated host key, and the host's own dockerd answers."""
+        """sshd answers with the generated host key, and the host is up (its own dockerd answers)."""
         deadline, last = time.monotonic() + timeout, ""
         while time.monotonic() < deadline:
-            done = self.ssh(host, "docker info --format '{{.ServerVersion}}'", check=False)
+            done = self.ssh(host, self.kind.ready, check=False)
             if done.returncode == 0:
                 return
             last = done.stderr.strip()
@@ -182,7 +219,7 @@ class Bed:
 
     def snapshot(self, host: BedHost) -> dict[str, str]:
         """What the checks compare before `pulumi up` and after `pulumi destroy` (SNAPSHOT)."""
-        return {key: self.ssh(host, command).stdout.strip() for key, command in SNAPSHOT.items()}
+        return {key: self.ssh(host, command).stdout.strip() for key, command in self.kind.snapshot.items()}
 
     def testinfra_args(self) -> list[str]:
         """pytest options that make testinfra's ssh:// backend use the bed's key and known hosts."""

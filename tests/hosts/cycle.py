@@ -44,8 +44,8 @@ def missing_for_pulumi() -> str:
     return why
 
 
-def missing() -> str:
-    return beds.missing_requirement() or missing_for_pulumi()
+def missing(kind: beds.BedKind = beds.SWARM) -> str:
+    return beds.missing_requirement(kind) or missing_for_pulumi()
 
 
 @contextmanager
@@ -56,12 +56,13 @@ def timed(stack: str, phase: str):
     TIMINGS.setdefault(stack, {})[phase] = round(time.monotonic() - t0, 1)
 
 
-def make_bed(stack: str, subnet: str, names: list[str]):
-    """Body of a module fixture: the bed's hosts, removed at the end whatever happened."""
-    why = missing()
+def make_bed(stack: str, subnet: str, names: list[str], kind: beds.BedKind = beds.SWARM, also_missing=lambda: ""):
+    """Body of a module fixture: the bed's hosts, removed at the end whatever happened (skips, with
+    the reason, without the bed's or the stack's requirements, or what `also_missing` names)."""
+    why = missing(kind) or also_missing()
     if why:
         pytest.skip(why)
-    bed = beds.Bed(stack, subnet, ROOT / "build" / "bed" / stack)
+    bed = beds.Bed(stack, subnet, ROOT / "build" / "bed" / stack, kind)
     try:
         with timed(stack, "bed ready"):
             bed.create(names)
@@ -81,13 +82,14 @@ def make_stack(stack: HostsStack, hosts: list[dict]):
         stack.remove()
 
 
-def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: dict[str, str]):
+def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: dict[str, str],
+                    kind: beds.BedKind = beds.SWARM, also_missing=lambda: ""):
     """The fixtures `bed`, `found` (each host before the first up), `stack` and `deployed` (the stack's
     outputs after `pulumi up`, timed) of one cycle module: `bed, found, stack, deployed = module_fixtures(...)`."""
 
     @pytest.fixture(scope="module", name="bed")
     def bed_fixture():
-        yield from make_bed(stack_name, subnet, bed_hosts)
+        yield from make_bed(stack_name, subnet, bed_hosts, kind, also_missing)
 
     @pytest.fixture(scope="module", name="found")
     def found_fixture(bed):
@@ -104,6 +106,20 @@ def module_fixtures(stack_name: str, subnet: str, bed_hosts: list[str], hosts: d
         return stack.outputs()
 
     return bed_fixture, found_fixture, stack_fixture, deployed_fixture
+
+
+def assert_a_second_up_changes_nothing(stack_name: str, stack: HostsStack) -> None:
+    with timed(stack_name, "no-op"):
+        stack.up("--expect-no-changes")
+        stack.run("preview", "--refresh", "--expect-no-changes")
+
+
+def assert_destroy_leaves_the_hosts_as_found(stack_name: str, stack: HostsStack, bed: beds.Bed,
+                                             found: dict[str, dict[str, str]]) -> None:
+    with timed(stack_name, "destroy clean"):
+        note_retries(stack_name, stack.destroy())
+        assert_as_found(bed, found)
+    assert set(TIMINGS[stack_name]) >= {"hosts up", "destroy clean"}
 
 
 def whoami(url: str, requests: int = 30, patience: float = 60) -> list[dict]:
@@ -140,14 +156,6 @@ def swarm_nodes(bed: beds.Bed, manager: str) -> dict[str, tuple[str, str, str]]:
 def replicas(bed: beds.Bed, manager: str) -> dict[str, str]:
     out = bed.ssh(bed.host(manager), "docker service ls --format '{{.Name}} {{.Replicas}}'").stdout
     return dict(line.split()[:2] for line in out.splitlines() if line.strip())
-
-
-def replicas_within(bed: beds.Bed, manager: str, expected: dict[str, str], patience: float = 60) -> dict[str, str]:
-    """The services' replicas once they equal `expected`, or as they are after `patience` seconds."""
-    deadline = time.monotonic() + patience
-    while (seen := replicas(bed, manager)) != expected and time.monotonic() < deadline:
-        time.sleep(2)
-    return seen
 
 
 @contextmanager

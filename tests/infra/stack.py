@@ -29,13 +29,19 @@ def outputs() -> tuple[dict, str]:
     if shutil.which("pulumi") is None:
         return {}, ("no live cluster: the pulumi CLI is not on PATH (scripts/toolchain.sh builds it; "
                     "or set PHOENIX_OUTPUTS to a harness cluster's outputs)")
+    values, why = stack_outputs(stack)
+    return values, f"no live cluster: {why}" if why else ""
+
+
+def stack_outputs(stack: str) -> tuple[dict, str]:
+    """(outputs, '') of a Pulumi stack with nodes, or ({}, why not)."""
     done = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", stack],
                           capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
-        return {}, f"no live cluster: `pulumi stack output --stack {stack}` failed: {done.stderr.strip()[:200]}"
+        return {}, f"`pulumi stack output --stack {stack}` failed: {done.stderr.strip()[:200]}"
     values = json.loads(done.stdout or "{}")
     if not values.get("nodes"):
-        return {}, f"no live cluster: stack {stack} has no nodes output (run `make up STACK={stack}`)"
+        return {}, f"stack {stack} has no nodes output (run `make up STACK={stack}`)"
     return values, ""
 
 

@@ -163,6 +163,22 @@ def test_node_image_runs_dockerd_with_overlay2_and_swarm(res):
 
 # --- app ----------------------------------------------------------------------------------
 
+BASE_MAX_MB = 60
+"""Every node unpacks the app image: its base is python3 and /bin/sh, not a distribution (~40 MB)."""
+
+
+def test_base_is_the_interpreter_and_a_shell_not_a_distribution():
+    require(BASE_IMAGE)
+    size_mb = int(docker("image", "inspect", "-f", "{{.Size}}", BASE_IMAGE).stdout) / 1e6
+    assert size_mb < BASE_MAX_MB, f"{BASE_IMAGE} is {size_mb:.0f} MB"
+    # What the services and probes use works: TLS with the CA bundle, DNS, a shell-form command.
+    out = docker("run", "--rm", BASE_IMAGE, "sh", "-c", "python3 -c 'import ssl, socket, http.server, json;"
+                 "print(len(ssl.create_default_context().get_ca_certs()) > 0, socket.gethostbyname(\"localhost\"))'"
+                 ).stdout.split()
+    assert out == ["True", "127.0.0.1"], out
+    assert docker("run", "--rm", "--entrypoint", "apt-get", BASE_IMAGE, "--version", check=False).returncode != 0
+
+
 def test_app_api_and_web_on_a_user_network(res):
     require(APP_IMAGE)
     net = res.network()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 from typing import Callable
 
 import pulumi
@@ -19,6 +20,9 @@ from components.config import ClusterConfig, parse
 WORKER_TOKEN = "SWMTKN-1-worker-secret"
 MANAGER_TOKEN = "SWMTKN-1-manager-secret"
 K3S_TOKEN = "k3s-cluster-token-secret"
+KUBEADM_TOKEN = "abcdef.0123456789secret"
+KUBEADM_CERT_KEY = "c3" * 32
+KUBEADM_CA_HASH = "sha256:" + "a" * 64
 # What `k3s.sh kubeconfig` prints: k3s's admin kubeconfig, pointed at the node itself.
 K3S_KUBECONFIG = """apiVersion: v1
 clusters:
@@ -46,6 +50,15 @@ def _script_action(command: str) -> tuple[str, list[str]]:
     """For `... sh -c SCRIPT PROGRAM ACTION ARGS [; }]`: (ACTION, ARGS); ("", []) for other commands."""
     program, rest = _script_call(command)
     return (rest[0], rest[1:]) if rest else ("", [])
+
+
+def exec_target(command: str) -> str:
+    """The container a `docker exec [OPTIONS] CONTAINER ...` line runs in."""
+    argv = shlex.split(command)
+    i = argv.index("exec") + 1
+    while argv[i].startswith("-"):
+        i += 2 if argv[i] in ("-e", "--env", "-u", "--user", "-w", "--workdir") else 1
+    return argv[i]
 
 
 def _script_call(command: str) -> tuple[str, list[str]]:
@@ -94,6 +107,8 @@ def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
         return {"stdout": HOST_KEY, "stderr": ""}
     if program == "engine-certs":
         return {"stdout": _engine_certs(call), "stderr": ""}
+    if "string.ascii_lowercase" in args.inputs.get("create", ""):  # kubeadm's token and certificate key
+        return {"stdout": f"{KUBEADM_TOKEN}\n{KUBEADM_CERT_KEY}", "stderr": ""}  # the provider trims stdout
     if "secrets.token_hex" in args.inputs.get("create", ""):  # the k3s cluster token
         return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
     pushed = re.search(r"docker push -q (\S+):", args.inputs.get("create", ""))
@@ -113,6 +128,7 @@ def _command_stdout(args: pulumi.runtime.MockResourceArgs) -> dict:
         "label": rest[0] if rest else "",
         "kubeconfig": K3S_KUBECONFIG,
         "wait-node": rest[0] if rest else "",
+        "ca-hash": KUBEADM_CA_HASH + "\n",
     }.get(action, "")
     return {"stdout": stdout, "stderr": ""}
 
@@ -179,11 +195,35 @@ def config() -> Callable[..., ClusterConfig]:
     return make
 
 
+def refused(raw: dict, key: str, hint: str) -> str:
+    """The config error for `raw` (stack keys without the prefix); fails unless it has a line for `key`
+    naming what would be valid (`hint`)."""
+    from components.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        parse(raw, "dev")
+    message = str(err.value)
+    assert re.search(rf"phoenix:{re.escape(key)} = .* is invalid: .*{re.escape(hint)}", message), message
+    return message
+
+
 def secret_value(value):
     """The plain value of a secret resource input as the mocks receive it; fails if it is not secret."""
     assert isinstance(value, dict) and value.get(pulumi.runtime.rpc._special_sig_key) == \
         pulumi.runtime.rpc._special_secret_sig, f"expected a secret, got {value!r}"
     return value["value"]
+
+
+def fake_toolchain(root: Path) -> str:
+    """A fake Kubernetes toolchain: its files are symlinks into versioned pieces, as the cache's are."""
+    for path in ("bin/kubeadm", "bin/kubelet", "bin/kubectl", "images/pause-3.10.1.tar", "images/etcd.tar",
+                 "images/kube-apiserver.tar", "images/kube-controller-manager.tar", "images/kube-scheduler.tar",
+                 "images/kube-proxy.tar", "images/flannel.tar"):
+        piece = root / "pieces" / "v1" / path
+        piece.parent.mkdir(parents=True, exist_ok=True)
+        piece.write_text(path)
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).symlink_to(piece)
+    return str(root)
 
 
 def settled(*resources: pulumi.Resource) -> pulumi.Output:

@@ -130,6 +130,12 @@ def test_cloud_init_installs_docker_for_swarm(mocks, config):
     return all_ready(vms).apply(check)
 
 
+def test_cloud_init_installs_containerd_and_its_companions_for_kubeadm():
+    doc = yaml.safe_load(cloud_init(orchestrators.get("kubeadm").host_prerequisites))
+    assert {"containerd", "runc", "containernetworking-plugins", "conntrack", "etcd-client"} <= set(doc["packages"])
+    assert "runcmd" not in doc, "prepare.sh configures and starts containerd (its configuration is the orchestrator's)"
+
+
 def test_cloud_init_installs_nothing_for_k3s():
     doc = yaml.safe_load(cloud_init(orchestrators.get("k3s").host_prerequisites))
     assert "packages" not in doc and "runcmd" not in doc

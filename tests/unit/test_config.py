@@ -1,6 +1,5 @@
 """Stack config validation: pure functions, no Pulumi engine or mocks involved."""
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 
 import components.config as config_module
 from components.config import BUILTIN_PASSPHRASE, ConfigError, declared, parse, passphrase_problem
+from tests.unit.conftest import refused
 
 
 def test_defaults_come_from_the_project_file():
@@ -37,7 +37,7 @@ def test_every_declared_key_has_a_type_default_and_description():
 
 
 @pytest.mark.parametrize("raw, key, hint", [
-    ({"orchestrator": "nomad"}, "orchestrator", "choose one of k3s, swarm"),
+    ({"orchestrator": "nomad"}, "orchestrator", "choose one of k3s, kubeadm, swarm"),
     ({"substrate": "lxc"}, "substrate", "choose one of docker, ssh, cloud"),
     ({"managers": 2}, "managers", "odd number"),
     ({"managers": 0}, "managers", "between 1 and 7"),
@@ -93,10 +93,7 @@ def test_every_declared_key_has_a_type_default_and_description():
     ({"sshPrivateKey": "k"}, "sshPrivateKey", "means nothing for substrate docker"),
 ])
 def test_bad_values_are_refused_with_key_value_and_fix(raw, key, hint):
-    with pytest.raises(ConfigError) as err:
-        parse(raw, "dev")
-    message = str(err.value)
-    assert re.search(rf"phoenix:{re.escape(key)} = .* is invalid: .*{re.escape(hint)}", message), message
+    refused(raw, key, hint)
 
 
 def test_all_problems_are_reported_at_once():

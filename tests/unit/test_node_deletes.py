@@ -84,3 +84,28 @@ def test_a_delete_acts_on_the_container_it_was_made_for_not_on_a_successor_of_th
         assert "running) docker exec -i 0123456789abcdef sh -c leave ;;" in delete, delete
         assert "n1" not in delete, delete
     return settled(cmd).apply(check)
+
+
+SCRIPT = 'set -eu\necho "action=$1 args=$# last=${2:-}"\n[ "$1" != fail ] || { echo "failing on purpose" >&2; exit 3; }\n'
+
+
+@pulumi.runtime.test
+def test_a_script_reaches_its_container_through_the_environment_not_the_command_line(mocks):
+    from components.nodes.node import script_argv
+    made = DockerExec("n1", "n1-id").command("c", script_argv(SCRIPT, "prog", "go", "two words"),
+                                             delete=script_argv(SCRIPT, "prog", "undo"))
+
+    def check(_):
+        inputs = mocks.of("command:local:Command")["c"]
+        assert SCRIPT not in inputs["create"] and SCRIPT not in inputs["delete"], "a failure would print it whole"
+        assert inputs["environment"] == {"PHOENIX_SCRIPT": SCRIPT}
+        assert "docker exec -i -e PHOENIX_SCRIPT n1 " in inputs["create"]
+        # What `docker exec -i -e PHOENIX_SCRIPT n1 ...` runs in the container, run here instead.
+        inner = inputs["create"].split(" n1 ", 1)[1]
+        done = subprocess.run(["/bin/sh", "-c", inner], env={**os.environ, **inputs["environment"]},
+                              capture_output=True, text=True, timeout=10)
+        assert (done.returncode, done.stdout) == (0, "action=go args=2 last=two words\n")
+        failed = subprocess.run(["/bin/sh", "-c", inner.replace(" go ", " fail ")], env={**os.environ, **inputs["environment"]},
+                                capture_output=True, text=True, timeout=10)
+        assert (failed.returncode, failed.stderr) == (3, "failing on purpose\n")
+    return settled(made).apply(check)

@@ -227,3 +227,24 @@ def test_edge_skips_a_replica_that_refuses_the_connection(servers, monkeypatch):
     e = servers(cfg("edge"), edge.EdgeHandler)
     status, body, _ = get(url(e, "/api/whoami"))
     assert status == 200 and json.loads(body)["service"] == "api"
+
+
+def test_web_asks_the_api_again_when_no_answer_comes_but_not_after_an_http_error(api_server, monkeypatch):
+    opened = []
+    real = web.urllib.request.urlopen
+
+    def first_connection_dies(u, timeout):
+        opened.append(u)
+        if len(opened) == 1:  # a container just killed: nothing answers on this connection
+            raise web.urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        return real(u, timeout=timeout)
+
+    monkeypatch.setattr(web.urllib.request, "urlopen", first_connection_dies)
+    assert web.call_api(url(api_server, ""))["service"] == "api"
+    assert len(opened) == 2
+    opened.clear()
+    with pytest.raises(RuntimeError, match=r"HTTP 404"):
+        web.call_api(url(api_server, "/nothing-here"))
+    assert len(opened) == 2, "an answer, even an error, is not asked again"
+    with pytest.raises(RuntimeError, match=r"\(3 attempts\)"):
+        web.call_api(f"http://127.0.0.1:{free_port()}")

@@ -14,7 +14,7 @@ from components.nodes.node import Ssh
 from components.nodes.ssh_hosts import PREPARE_SCRIPT, SshHosts
 from components import orchestrators
 from components.orchestrators.swarm import LOADER, Swarm
-from tests.unit.conftest import APP_IMAGE_ID, HOST_KEY, WORKER_TOKEN, _script_action, settled
+from tests.unit.conftest import APP_IMAGE_ID, HOST_KEY, WORKER_TOKEN, _script_action, fake_toolchain, settled
 
 REMOTE = "command:remote:Command"
 LOCAL = "command:local:Command"
@@ -260,7 +260,7 @@ def run_prepare(*args, env=None):
 def test_prepare_reports_the_host_and_the_reason_on_failure():
     result = run_prepare("edge-7", "podman")
     assert result.returncode == 1
-    assert result.stderr.strip() == "prepare: edge-7: unknown host prerequisite 'podman' (docker)"
+    assert result.stderr.strip() == "prepare: edge-7: unknown host prerequisite 'podman' (docker, kubeadm)"
 
 
 def test_prepare_installs_nothing_without_prerequisites():
@@ -282,6 +282,28 @@ def test_prepare_refuses_to_install_without_root_rights(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("prepare: edge-7: Docker is missing and user deploy cannot sudo "
                                      "without a password to install it")
+
+
+def test_prepare_needs_containerds_configuration_for_kubeadm_before_installing_anything():
+    result = run_prepare("edge-7", "kubeadm")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "prepare: edge-7: the kubeadm prerequisite needs containerd's configuration on stdin"
+
+
+@pulumi.runtime.test
+def test_kubeadm_hosts_are_prepared_with_the_node_images_containerd_configuration(mocks, config, tmp_path):
+    cfg = config(substrate="ssh", orchestrator="kubeadm", hosts=json.dumps(HOSTS), sshPrivateKey="(secret)",
+                 kubeadmToolchainDir=fake_toolchain(tmp_path))
+    hosts = host_nodes(cfg, orchestrators.get("kubeadm"), None, private_key=pulumi.Output.secret(KEY))
+
+    def check(_):
+        prepares = {k: v for k, v in mocks.of(REMOTE).items() if "-prepare-" in k}
+        assert len(prepares) == 3
+        for inputs in prepares.values():
+            assert action(inputs)[1] == ["kubeadm"]
+            assert inputs["stdin"] == (Path(__file__).resolve().parents[2] / "images" / "k8s-node" / "containerd.toml").read_text()
+        assert all(n.docker_host is None for n in hosts.nodes), "no Docker Engine on kubeadm hosts"
+    return settled(*hosts.prepared.values()).apply(check)
 
 
 @pytest.fixture

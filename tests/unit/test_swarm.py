@@ -1,11 +1,10 @@
 """Swarm bootstrap wiring: init once on the first manager, joins with secret tokens, drain on removal."""
-import shlex
 
 import pulumi
 
 from components.nodes.node import DockerExec, Node
 from components.orchestrators.swarm import Swarm
-from tests.unit.conftest import MANAGER_TOKEN, WORKER_TOKEN, _script_action, secret_value, settled
+from tests.unit.conftest import exec_target, MANAGER_TOKEN, WORKER_TOKEN, _script_action, secret_value, settled
 
 LOCAL = "command:local:Command"
 
@@ -33,9 +32,8 @@ def commands(mocks):
     """name -> (container the command runs in, action, args, inputs)."""
     out = {}
     for name, inputs in mocks.of(LOCAL).items():
-        argv = shlex.split(inputs["create"])
         action, args = _script_action(inputs["create"])
-        out[name] = (argv[3], action, args, inputs)
+        out[name] = (exec_target(inputs["create"]), action, args, inputs)
     return out
 
 

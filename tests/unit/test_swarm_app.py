@@ -56,6 +56,7 @@ def test_rolling_update_starts_new_before_old_and_rolls_back_on_failure(mocks, c
                               "maxFailureRatio": "0.0", "order": "start-first"}
             assert rollback["order"] == "start-first" and rollback["failureAction"] == "pause"
             assert s["taskSpec"]["restartPolicy"]["condition"] == "any"
+            assert s["taskSpec"]["restartPolicy"]["delay"] == "500ms", "replaced quickly, but not in a busy loop"
     return done.apply(check)
 
 

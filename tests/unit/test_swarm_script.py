@@ -51,6 +51,9 @@ case "$1 $2" in
   "node update") case "$*" in *drain*) has fail-drain && exit 1 ;; esac ;;
   "node ps") cat "$STATE/tasks" 2>/dev/null ;;
   "node rm") has fail-rm && exit 1 ;;
+  "service ls")  # answers `services`, which `services-next` then replaces
+    cat "$STATE/services" 2>/dev/null
+    if has services-next; then mv "$STATE/services-next" "$STATE/services"; fi ;;
   "image inspect"|"image rm")
     eval "ref=\${$#}"; image="$STATE/image-$(echo "$ref" | tr -c 'a-z0-9\n' _)"
     [ -f "$image" ] || exit 1
@@ -155,6 +158,15 @@ def test_remove_drains_before_removing(run):
     assert done.returncode == 0, done.stderr
     assert calls.index("node update --availability drain node-1") < calls.index("node rm --force node-1")
     assert "node demote node-1" not in calls
+
+
+def test_remove_waits_for_the_drained_tasks_to_run_elsewhere_before_removing(run):
+    done, calls = run("remove", "node-1", node_role="worker",
+                      files={"nodes": NODES, "services": "api 2/2\nweb 2/3\n", "services-next": "api 2/2\nweb 3/3\n"})
+    assert done.returncode == 0, done.stderr
+    asked = [i for i, c in enumerate(calls) if c.startswith("service ls")]
+    assert len(asked) == 2 and "--filter mode=replicated" in calls[asked[0]]
+    assert calls.index("node update --availability drain node-1") < asked[0] < asked[1] < calls.index("node rm --force node-1")
 
 
 def test_remove_demotes_a_manager_before_draining_it(run):

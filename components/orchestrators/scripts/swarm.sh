@@ -68,7 +68,7 @@ case "$action" in
       sleep 0.2
     done
     echo "$id" ;;
-  remove) # remove NODE_ID (on a manager): demote a manager, drain, wait for its tasks to stop, forget it
+  remove) # remove NODE_ID (on a manager): demote a manager, drain, wait for its tasks to run elsewhere, forget it
     wait_docker
     ids=$(docker node ls -q) || die "$(hostname) is not a swarm manager: cannot remove node $1"
     # Verifiably gone already (a second destroy, a node removed by hand): nothing to do.
@@ -94,6 +94,15 @@ case "$action" in
         sleep 0.2
       done
     fi
+    # Its tasks' replacements running (healthy, where a service has a health check) on the other
+    # nodes before it goes: a scale-in ends with every replicated service at its replicas.
+    i=0
+    while short=$(docker service ls --filter mode=replicated --format '{{.Name}} {{.Replicas}}' |
+                  awk '{ split($2, r, "/"); if (r[1] != r[2] + 0) printf "%s=%s ", $1, $2 }') && [ -n "$short" ]; do
+      i=$((i + 1))
+      [ "$i" -le 600 ] || die "after draining $name, services still below their replicas after 120 s: $short(docker service ps NAME says why)"
+      sleep 0.2
+    done
     docker node rm --force "$1" >/dev/null || die "could not remove node $name from the swarm" ;;
   pull) # pull IMAGE (on any node), while the swarm forms -> prints IMAGE
     wait_docker

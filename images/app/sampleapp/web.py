@@ -1,6 +1,10 @@
 """The web service: GET / (HTML) and GET /whoami.json show which web and which api answered.
 
-The api is called at API_URL + /api/whoami with a 2 s timeout; a failure answers 502.
+The api is called at API_URL + /api/whoami with a 2 s timeout, up to three times when no answer comes.
+Each attempt connects to the addresses of the api's name in turn: Swarm's dnsrr names and Kubernetes'
+headless Services list every ready container, so one that was just killed, or whose node was lost
+and is still listed for a few seconds, costs a connect timeout rather than the request. An HTTP error
+is not retried. A failure answers 502.
 """
 
 from __future__ import annotations
@@ -14,19 +18,27 @@ import urllib.request
 from .common import BaseHandler, Config, serve
 
 API_TIMEOUT = 2.0
+API_ATTEMPTS = 3
 
 
-def call_api(api_url: str, timeout: float = API_TIMEOUT) -> dict:
+def call_api(api_url: str, timeout: float = API_TIMEOUT, attempts: int = API_ATTEMPTS) -> dict:
     """GET <api_url>/api/whoami; raises RuntimeError with a readable message on any failure."""
     url = api_url + "/api/whoami"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read().decode())
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{url}: HTTP {e.code}") from e
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise RuntimeError(f"{url}: {reason}") from e
+    failure = ""
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{url}: HTTP {e.code}") from e
+        except (urllib.error.URLError, OSError) as e:
+            failure = f"{url}: {getattr(e, 'reason', e)}"
+            continue
+        try:
+            return json.loads(body.decode())
+        except ValueError as e:
+            raise RuntimeError(f"{url}: {e}") from e
+    raise RuntimeError(f"{failure} ({attempts} attempts)")
 
 
 PAGE = """<!doctype html>
