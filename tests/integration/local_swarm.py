@@ -14,6 +14,7 @@ The outputs have the shape of `pulumi stack output --json` (nodes, managerAddres
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import socket
 import subprocess
@@ -46,6 +47,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_subnet(stack: str) -> str:
+    """A /24 in 172.31.100-199.0 that no network of the engine overlaps, the stack's own hash first.
+
+    Clusters of this harness live side by side (a test's fixture and the one it starts beside it):
+    a hash alone gave two of them the same subnet about once in a hundred runs."""
+    ids = docker("network", "ls", "-q").split()
+    taken = [ipaddress.ip_network(cidr) for cidr in
+             docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids).split()]
+    start = sum(map(ord, stack))
+    for k in range(100):
+        net = ipaddress.ip_network(f"172.31.{100 + (start + k) % 100}.0/24")
+        if not any(net.version == t.version and net.overlaps(t) for t in taken):
+            return str(net)
+    raise RuntimeError("every /24 of 172.31.100.0-172.31.199.0 overlaps a Docker network: remove stale ones "
+                       "(docker network ls --filter label=io.phoenix.stack)")
 
 
 def engine_problem() -> str | None:
@@ -93,9 +111,7 @@ class LocalSwarm:
     nodes: list[SwarmNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # A subnet of its own per stack, so that several clusters can live side by side.
-        octet = 100 + sum(map(ord, self.stack)) % 100
-        raw = {**AIRGAP, "subnet": f"172.31.{octet}.0/24", "managers": self.managers, "workers": self.workers,
+        raw = {**AIRGAP, "subnet": free_subnet(self.stack), "managers": self.managers, "workers": self.workers,
                "publishedPort": free_port(), "registryPort": free_port(), **self.overrides}
         self.cfg: ClusterConfig = parse(raw, self.stack)
         self.net = self.cfg.nodes.subnet.rsplit(".", 1)[0]

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from tests.integration.local_swarm import docker
+from tests.integration.local_swarm import docker, free_subnet
 
 pytestmark = pytest.mark.engine
 
@@ -99,6 +99,14 @@ def test_a_worker_is_drained_then_removed_and_a_new_one_joins(local_swarm):
     new = local_swarm.add_worker()
     assert node_table(local_swarm)[new.name] == ("Ready", "Active", "")
     leader.sh("docker service rm pause >/dev/null")
+
+
+def test_a_cluster_beside_another_gets_a_subnet_of_its_own(local_swarm):
+    # A stack whose hash lands on the live fixture's subnet must move on to a free one.
+    taken = local_swarm.cfg.nodes.subnet
+    octet = int(taken.split(".")[2])
+    clash = next(name for name in (f"x{i}" for i in range(1000)) if 100 + sum(map(ord, name)) % 100 == octet)
+    assert free_subnet(clash) != taken
 
 
 def test_three_managers_form_a_quorum_and_a_removed_manager_is_demoted_first():
