@@ -37,16 +37,6 @@ full_name() {
 # Where an image's archive is kept: k3s imports this directory's archives on every start.
 archive_file() { echo "$IMAGES_DIR/phoenix-$(echo "$1" | tr '/:@' '___').tar"; }
 
-# wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds or time runs out.
-wait_for() {
-  limit=$1 what=$2; shift 2
-  i=0
-  until "$@" >/dev/null 2>&1; do
-    i=$((i + 1)); [ "$i" -le "$limit" ] || die "$what on $(hostname) not reached in ${limit} s"
-    sleep 1
-  done
-}
-
 etcd_member_removed() {
   [ -n "$(kc get node "$1" -o 'jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name}')" ]
 }

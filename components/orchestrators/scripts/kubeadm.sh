@@ -35,16 +35,6 @@ kc() { $SUDO kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
 ctr() { $SUDO env ctr -n k8s.io "$@"; }
 api_ready() { kc get --raw=/readyz >/dev/null 2>&1; }
 
-# wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds or time runs out.
-wait_for() {
-  limit=$1 what=$2; shift 2
-  i=0
-  until "$@" >/dev/null 2>&1; do
-    i=$((i + 1)); [ "$i" -le "$limit" ] || die "$what on $(hostname) not reached in ${limit} s"
-    sleep 1
-  done
-}
-
 need() {
   for exe in "$@"; do
     command -v "$exe" >/dev/null 2>&1 || die "$exe is not installed on $(hostname) (container nodes: use the local/k8s-node image; hosts: the prepare step installs it)"

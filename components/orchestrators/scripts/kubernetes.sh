@@ -1,6 +1,16 @@
 # What the Kubernetes bootstrap scripts share: this text goes before k3s.sh's or kubeadm.sh's when they
-# run (components/orchestrators/kubernetes.py), and uses their `kc` (kubectl as cluster admin),
-# `wait_for` and `die`.
+# run (components/orchestrators/kubernetes.py), and uses their `kc` (kubectl as cluster admin) and
+# `die`.
+
+# wait_for SECONDS WHAT COMMAND...: retry COMMAND every second until it succeeds or time runs out.
+wait_for() {
+  limit=$1 what=$2; shift 2
+  i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -le "$limit" ] || die "$what on $(hostname) not reached in ${limit} s"
+    sleep 1
+  done
+}
 
 # full_strength NAMESPACE DEPLOYMENT MIN: it wants at least MIN pods and all it wants are available.
 full_strength() {
